@@ -73,4 +73,15 @@ export interface Binding {
   uniform(numel: number, seed: number, offset: number, low: number, high: number): Storage;
   normal(numel: number, seed: number, offset: number, mean: number, std: number): Storage;
   bernoulli(numel: number, seed: number, offset: number, p: number): Storage;
+
+  // in-place updates (native/binding/optim.cpp): PyTorch's SGD/Adam/AdamW formulas
+  sgdStep(param: Storage, grad: Storage, momentumBuffer: Storage | null, lr: number, momentum: number,
+          dampening: number, weightDecay: number, nesterov: boolean, firstStep: boolean): void;
+  adamStep(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, step: number, lr: number,
+           beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean): void;
+  lerpInplace(dst: Storage, src: Storage, weight: number): void;
+  scaleInplace(x: Storage, scale: number): void;
+  addInplace(dst: Storage, src: Storage, alpha: number): void;
+  copyInto(dst: Storage, src: Storage): void;
+  sumSquares(x: Storage): number;
 }

@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterPool(env, exports);
   RegisterLoss(env, exports);
   RegisterKw(env, exports);
+  RegisterOptim(env, exports);
   return exports;
 }
 

@@ -15,5 +15,6 @@ void RegisterNorm(Napi::Env env, Napi::Object exports);
 void RegisterPool(Napi::Env env, Napi::Object exports);
 void RegisterLoss(Napi::Env env, Napi::Object exports);
 void RegisterKw(Napi::Env env, Napi::Object exports);
+void RegisterOptim(Napi::Env env, Napi::Object exports);
 
 }  // namespace kw::binding

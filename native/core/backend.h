@@ -9,6 +9,7 @@
 #include "core/kernels/layout.h"
 #include "core/kernels/loss.h"
 #include "core/kernels/norm.h"
+#include "core/kernels/optim.h"
 #include "core/kernels/pool.h"
 #include "core/kernels/random.h"
 #include "core/kernels/reduce.h"
@@ -28,6 +29,7 @@ struct Backend {
   const PoolKernels* pool;
   const LossKernels* loss;
   const KwKernels* kw;
+  const OptimKernels* optim;
 };
 
 // Throws a KwError saying why when the device's backend is not available.

@@ -9,7 +9,7 @@ const Backend& backend_for(Device d) {
   static const Backend cpu = {
       "cpu",           &cpu::elementwise_kernels, &cpu::reduce_kernels, &cpu::gemm_kernels,
       &cpu::layout_kernels, &cpu::random_kernels, &cpu::conv_kernels, &cpu::norm_kernels,
-      &cpu::pool_kernels,   &cpu::loss_kernels,   &cpu::kw_kernels,
+      &cpu::pool_kernels,   &cpu::loss_kernels,   &cpu::kw_kernels,     &cpu::optim_kernels,
   };
   if (d == Device::CPU) return cpu;
   fail("device 'cuda' is not available: kernelwarehouse was built without CUDA "

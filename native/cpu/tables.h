@@ -14,5 +14,6 @@ extern const NormKernels norm_kernels;
 extern const PoolKernels pool_kernels;
 extern const LossKernels loss_kernels;
 extern const KwKernels kw_kernels;
+extern const OptimKernels optim_kernels;
 
 }  // namespace kw::cpu

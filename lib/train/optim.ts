@@ -1,0 +1,176 @@
+// Optimizers with PyTorch's update rules (torch.optim.SGD, Adam, AdamW), updating
+// parameters in place in one fused native pass each. Parameter groups carry their own
+// lr and weight decay (upstream puts biases and 1-D parameters in a group without decay).
+import { ArgumentError } from '../errors';
+import { native } from '../native';
+import { Tensor, zeros } from '../tensor';
+
+export interface ParamGroup {
+  params: Tensor[];
+  lr?: number;
+  weightDecay?: number;
+  /** Multiplies the scheduled lr for this group (layer-wise lr decay). */
+  lrScale?: number;
+}
+
+interface ResolvedGroup {
+  params: Tensor[];
+  lr: number;
+  weightDecay: number;
+  lrScale: number;
+}
+
+export abstract class Optimizer {
+  readonly groups: ResolvedGroup[];
+  protected stepCount = 0;
+
+  constructor(params: Tensor[] | ParamGroup[], defaults: { lr: number; weightDecay: number }) {
+    const list = params as (Tensor | ParamGroup)[];
+    const groups: ParamGroup[] = list.length && list[0] instanceof Tensor ? [{ params: list as Tensor[] }] : (list as ParamGroup[]);
+    this.groups = groups.map((g, i) => {
+      g.params.forEach((p, j) => {
+        if (!(p instanceof Tensor) || p.dtype !== 'float32')
+          throw new ArgumentError(this.constructor.name, `groups[${i}].params[${j}]`, 'a float32 tensor', p);
+      });
+      return { params: g.params, lr: g.lr ?? defaults.lr, weightDecay: g.weightDecay ?? defaults.weightDecay, lrScale: g.lrScale ?? 1 };
+    });
+    if (!(defaults.lr >= 0)) throw new ArgumentError(this.constructor.name, 'lr', 'a non-negative number', defaults.lr);
+  }
+
+  /** Applies one update to every parameter that has a gradient. */
+  step(): void {
+    this.stepCount++;
+    for (const g of this.groups)
+      for (const p of g.params) if (p.grad) this.update(p, p.grad, g);
+  }
+
+  /** Drops every parameter's gradient (frees it). */
+  zeroGrad(): void {
+    for (const g of this.groups)
+      for (const p of g.params) {
+        p.grad?.dispose();
+        p.grad = null;
+      }
+  }
+
+  /** Sets the lr (and optionally weight decay) of every group, as a per-iteration schedule does. */
+  setLr(lr: number, weightDecay?: number): void {
+    for (const g of this.groups) {
+      g.lr = lr * g.lrScale;
+      if (weightDecay !== undefined && g.weightDecay > 0) g.weightDecay = weightDecay;
+    }
+  }
+
+  protected abstract update(p: Tensor, grad: Tensor, g: ResolvedGroup): void;
+
+  /** Frees the optimizer's state tensors. */
+  abstract dispose(): void;
+}
+
+export interface SGDOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
+
+/**
+ * SGD with momentum (PyTorch semantics; upstream's `--opt sgd` is nesterov: true).
+ * @example const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, nesterov: true });
+ */
+export class SGD extends Optimizer {
+  private buffers = new Map<Tensor, Tensor>();
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly nesterov: boolean;
+
+  constructor(params: Tensor[] | ParamGroup[], opts: SGDOptions) {
+    super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
+    this.momentum = opts.momentum ?? 0;
+    this.dampening = opts.dampening ?? 0;
+    this.nesterov = opts.nesterov ?? false;
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0))
+      throw new ArgumentError('SGD', 'nesterov', 'used with momentum > 0 and dampening 0', this.momentum);
+  }
+
+  protected update(p: Tensor, grad: Tensor, g: ResolvedGroup): void {
+    let buf = this.buffers.get(p) ?? null;
+    const first = this.momentum !== 0 && buf === null;
+    if (first) {
+      buf = zeros(p.shape);
+      this.buffers.set(p, buf);
+    }
+    native.sgdStep(p.storage, grad.storage, buf ? buf.storage : null, g.lr, this.momentum, this.dampening, g.weightDecay, this.nesterov, first);
+  }
+
+  /** The momentum buffer of a parameter (null before its first step). */
+  momentumBuffer(p: Tensor): Tensor | null {
+    return this.buffers.get(p) ?? null;
+  }
+
+  dispose(): void {
+    for (const b of this.buffers.values()) b.dispose();
+    this.buffers.clear();
+  }
+}
+
+export interface AdamOptions {
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+/** Adam with L2 weight decay added to the gradient (torch.optim.Adam). */
+export class Adam extends Optimizer {
+  protected state = new Map<Tensor, { m: Tensor; v: Tensor; step: number }>();
+  readonly betas: [number, number];
+  readonly eps: number;
+  protected decoupled = false;
+
+  constructor(params: Tensor[] | ParamGroup[], opts: AdamOptions) {
+    super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+  }
+
+  protected update(p: Tensor, grad: Tensor, g: ResolvedGroup): void {
+    let s = this.state.get(p);
+    if (!s) {
+      s = { m: zeros(p.shape), v: zeros(p.shape), step: 0 };
+      this.state.set(p, s);
+    }
+    s.step++;
+    native.adamStep(p.storage, grad.storage, s.m.storage, s.v.storage, s.step, g.lr, this.betas[0], this.betas[1], this.eps, g.weightDecay, this.decoupled);
+  }
+
+  dispose(): void {
+    for (const s of this.state.values()) {
+      s.m.dispose();
+      s.v.dispose();
+    }
+    this.state.clear();
+  }
+}
+
+/**
+ * AdamW: decoupled weight decay (torch.optim.AdamW; upstream's default optimizer).
+ * @example const opt = new AdamW(groups, { lr: 4e-3, weightDecay: 0.05 });
+ */
+export class AdamW extends Adam {
+  constructor(params: Tensor[] | ParamGroup[], opts: AdamOptions) {
+    super(params, { ...opts, weightDecay: opts.weightDecay ?? 1e-2 });
+    this.decoupled = true;
+  }
+}
+
+/** Scales all gradients so their global L2 norm is at most maxNorm; returns the norm before. */
+export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  let sq = 0;
+  for (const p of params) if (p.grad) sq += native.sumSquares(p.grad.storage);
+  const norm = Math.sqrt(sq);
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef < 1) for (const p of params) if (p.grad) native.scaleInplace(p.grad.storage, coef);
+  return norm;
+}

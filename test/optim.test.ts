@@ -1,0 +1,72 @@
+// Optimizer steps against hand-computed PyTorch formulas.
+import t from 'tap';
+import * as kw from '../lib';
+import { SGD, Adam, AdamW, clipGradNorm } from '../lib/train/optim';
+
+function param(values: number[], grad: number[]): kw.Tensor {
+  const p = kw.tensor(values);
+  p.requiresGrad = true;
+  p.grad = kw.tensor(grad);
+  return p;
+}
+const close = (t: Tap.Test, got: kw.Tensor, want: number[], msg: string) =>
+  t.ok((got.toArray() as number[]).every((v, i) => Math.abs(v - want[i]) < 1e-6), `${msg}: ${got.toArray()} vs ${want}`);
+
+t.test('SGD: plain, weight decay, momentum, nesterov', async (t) => {
+  const p = param([1, -2], [0.5, 0.25]);
+  new SGD([p], { lr: 0.1 }).step();
+  close(t, p, [1 - 0.05, -2 - 0.025], 'plain');
+
+  const q = param([1, -2], [0.5, 0.25]);
+  new SGD([q], { lr: 0.1, weightDecay: 0.01 }).step(); // d = g + 0.01·p
+  close(t, q, [1 - 0.1 * 0.51, -2 - 0.1 * (0.25 - 0.02)], 'weight decay');
+
+  // momentum 0.9, two steps with the same grad g: buf1 = g, buf2 = 0.9·g + g = 1.9g
+  const r = param([1], [1]);
+  const opt = new SGD([r], { lr: 0.1, momentum: 0.9 });
+  opt.step();
+  opt.step();
+  close(t, r, [1 - 0.1 - 0.19], 'momentum');
+
+  // nesterov: d = g + m·buf: step 1 buf = g → d = 1.9g; step 2 buf = 1.9g → d = g + 1.71g = 2.71g
+  const n = param([1], [1]);
+  const nopt = new SGD([n], { lr: 0.1, momentum: 0.9, nesterov: true });
+  nopt.step();
+  nopt.step();
+  close(t, n, [1 - 0.19 - 0.271], 'nesterov');
+  t.throws(() => new SGD([n], { lr: 0.1, nesterov: true }), /nesterov/);
+});
+
+t.test('Adam and AdamW: first steps', async (t) => {
+  // step 1: m = 0.1g, v = 0.001g², m̂ = g, v̂ = g² → p -= lr·g/(|g| + eps)
+  const p = param([1, 2], [0.5, -4]);
+  new Adam([p], { lr: 0.01 }).step();
+  close(t, p, [1 - 0.01 * 0.5 / (0.5 + 1e-8), 2 + 0.01 * 4 / (4 + 1e-8)], 'adam step 1');
+
+  const q = param([1], [0.5]);
+  new AdamW([q], { lr: 0.01, weightDecay: 0.1 }).step(); // p·(1 − lr·wd) first
+  close(t, q, [1 * (1 - 0.001) - 0.01 * 0.5 / (0.5 + 1e-8)], 'adamw step 1');
+
+  // two steps with grads 1 then 2 (betas 0.9, 0.999)
+  const r = param([0], [1]);
+  const opt = new Adam([r], { lr: 0.1 });
+  opt.step();
+  r.grad = kw.tensor([2]);
+  opt.step();
+  const m = 0.9 * 0.1 + 0.1 * 2, v = 0.999 * 0.001 + 0.001 * 4;
+  const want = -0.1 - (0.1 / (1 - 0.81)) * m / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** 2) + 1e-8);
+  close(t, r, [want], 'adam step 2');
+});
+
+t.test('groups, zeroGrad, clipGradNorm', async (t) => {
+  const a = param([1], [1]), b = param([1], [1]);
+  const opt = new SGD([{ params: [a], weightDecay: 0 }, { params: [b], weightDecay: 0.5 }], { lr: 1 });
+  opt.step();
+  close(t, a, [0], 'group without decay');
+  close(t, b, [1 - 1.5], 'group with decay');
+  opt.zeroGrad();
+  t.equal(a.grad, null);
+  const c = param([0, 0], [3, 4]);
+  t.equal(clipGradNorm([c], 1), 5);
+  close(t, c.grad!, [0.6, 0.8], 'clipped to norm 1');
+});
