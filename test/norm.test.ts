@@ -80,6 +80,17 @@ t.test('batchNorm forward (1d, 2d, 3d) against a naive reference', async (t) => 
   }
 });
 
+t.test('norm statistics keep their precision on inputs far from zero', async (t) => {
+  // float32 one-pass variance (E[x²] - E[x]²) would lose every digit here; PyTorch keeps them.
+  const xd = randomData([64, 2, 3], 50).map((v) => 1000 + v);
+  const st = batchStats(xd, 64, 2, 3);
+  const y = kw.batchNorm(kw.tensor(xd, [64, 2, 3]), null, null, null, null, { training: true });
+  t.ok(maxAbsDiff(y.data() as Float32Array, bnRef(xd, 64, 2, 3, st.mean, st.biased, 1e-5)) < 2e-3, 'batchNorm');
+  const xr = randomData([4, 256], 51).map((v) => 1000 + v);
+  const yl = kw.layerNorm(kw.tensor(xr, [4, 256]), null, null);
+  t.ok(maxAbsDiff(yl.data() as Float32Array, lnRef(xr, 4, 256, 1, 1e-6)) < 2e-3, 'layerNorm');
+});
+
 t.test('batchNorm gradients by finite differences (train and eval, 1d and 2d)', async (t) => {
   for (const shape of [[6, 3], [3, 2, 3, 2]]) {
     const c = shape[1];

@@ -15,6 +15,54 @@ constexpr int64_t kWork = 1 << 15;  // elements per task below which threading c
 
 int64_t grain_for(int64_t work_per_item) { return std::max<int64_t>(1, kWork / std::max<int64_t>(1, work_per_item)); }
 
+// Sums over a contiguous run in double with four independent accumulators: one chain of
+// dependent adds would leave the FPU waiting on its own latency.
+inline double lane_sum(const float* p, int64_t n) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    a0 += p[j];
+    a1 += p[j + 1];
+    a2 += p[j + 2];
+    a3 += p[j + 3];
+  }
+  for (; j < n; j++) a0 += p[j];
+  return (a0 + a1) + (a2 + a3);
+}
+
+// Σ (p - m)²
+inline double lane_sq_dev(const float* p, int64_t n, double m) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const double d0 = p[j] - m, d1 = p[j + 1] - m, d2 = p[j + 2] - m, d3 = p[j + 3] - m;
+    a0 += d0 * d0;
+    a1 += d1 * d1;
+    a2 += d2 * d2;
+    a3 += d3 * d3;
+  }
+  for (; j < n; j++) a0 += (p[j] - m) * (p[j] - m);
+  return (a0 + a1) + (a2 + a3);
+}
+
+// sg = Σ g, sgx = Σ g·(p - m)
+inline void lane_dot(const float* g, const float* p, int64_t n, double m, double& sg, double& sgx) {
+  double a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    a0 += g[j];
+    a1 += g[j + 1];
+    b0 += g[j] * (p[j] - m);
+    b1 += g[j + 1] * (p[j + 1] - m);
+  }
+  for (; j < n; j++) {
+    a0 += g[j];
+    b0 += g[j] * (p[j] - m);
+  }
+  sg = a0 + a1;
+  sgx = b0 + b1;
+}
+
 // ---- batch norm: one task owns a block of channels and walks x once per pass in memory order ----
 
 void batch_norm_forward(const float* x, int64_t n, int64_t c, int64_t s, const float* weight, const float* bias,
@@ -26,21 +74,11 @@ void batch_norm_forward(const float* x, int64_t n, int64_t c, int64_t s, const f
     std::vector<double> mean(size_t(w), 0.0), var(size_t(w), 0.0);
     if (training) {
       for (int64_t i = 0; i < n; i++)
-        for (int64_t ch = c0; ch < c1; ch++) {
-          const float* p = x + (i * c + ch) * s;
-          double acc = 0;
-          for (int64_t j = 0; j < s; j++) acc += p[j];
-          mean[size_t(ch - c0)] += acc;
-        }
+        for (int64_t ch = c0; ch < c1; ch++) mean[size_t(ch - c0)] += lane_sum(x + (i * c + ch) * s, s);
       for (auto& m : mean) m /= double(count);
       for (int64_t i = 0; i < n; i++)
-        for (int64_t ch = c0; ch < c1; ch++) {
-          const float* p = x + (i * c + ch) * s;
-          const double m = mean[size_t(ch - c0)];
-          double acc = 0;
-          for (int64_t j = 0; j < s; j++) acc += (p[j] - m) * (p[j] - m);
-          var[size_t(ch - c0)] += acc;
-        }
+        for (int64_t ch = c0; ch < c1; ch++)
+          var[size_t(ch - c0)] += lane_sq_dev(x + (i * c + ch) * s, s, mean[size_t(ch - c0)]);
       for (int64_t ch = c0; ch < c1; ch++) {
         const size_t k = size_t(ch - c0);
         const double biased = var[k] / double(count);
@@ -66,6 +104,7 @@ void batch_norm_forward(const float* x, int64_t n, int64_t c, int64_t s, const f
       save_mean[ch] = float(mean[k]);
       save_invstd[ch] = float(invstd);
       const double g = weight ? weight[ch] : 1.0;
+      // y = x·α + β with α = invstd·w, β = b - mean·α: PyTorch's CPU form, for bitwise-close parity.
       scale[k] = float(invstd * g);
       shift[k] = float((bias ? bias[ch] : 0.0) - mean[k] * invstd * g);
     }
@@ -90,14 +129,8 @@ void batch_norm_backward(const float* dy, const float* x, int64_t n, int64_t c, 
     for (int64_t i = 0; i < n; i++)
       for (int64_t ch = c0; ch < c1; ch++) {
         const size_t k = size_t(ch - c0);
-        const float* p = x + (i * c + ch) * s;
-        const float* g = dy + (i * c + ch) * s;
-        const double m = save_mean[ch];
-        double a = 0, b = 0;
-        for (int64_t j = 0; j < s; j++) {
-          a += g[j];
-          b += g[j] * (p[j] - m);
-        }
+        double a, b;
+        lane_dot(dy + (i * c + ch) * s, x + (i * c + ch) * s, s, save_mean[ch], a, b);
         sum_dy[k] += a;
         sum_dy_xhat[k] += b;
       }
@@ -117,14 +150,16 @@ void batch_norm_backward(const float* dy, const float* x, int64_t n, int64_t c, 
         const double invstd = save_invstd[ch];
         const double gs = (weight ? weight[ch] : 1.0) * invstd;
         if (!training) {
-          for (int64_t j = 0; j < s; j++) q[j] = float(g[j] * gs);
+          const float a = float(gs);
+          for (int64_t j = 0; j < s; j++) q[j] = g[j] * a;
           continue;
         }
-        // dx = w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), the mean taken over (N, S).
-        const double m = save_mean[ch];
-        const double mdy = sum_dy[k] / double(count);
-        const double mdyx = sum_dy_xhat[k] / double(count);
-        for (int64_t j = 0; j < s; j++) q[j] = float(gs * (g[j] - mdy - (p[j] - m) * invstd * mdyx));
+        // dx = w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), the mean taken over (N, S), as
+        // dx = A·dy + B·(x - mean) + C in float so the loop vectorises.
+        const float m = save_mean[ch];
+        const float A = float(gs), B = float(-gs * invstd * sum_dy_xhat[k] / double(count)),
+                    C = float(-gs * sum_dy[k] / double(count));
+        for (int64_t j = 0; j < s; j++) q[j] = A * g[j] + B * (p[j] - m) + C;
       }
   });
 }
@@ -138,8 +173,31 @@ struct LnTasks {
   LnTasks(int64_t outer, int64_t inner) : blocks_per_row((inner + kBlock - 1) / kBlock), total(outer * blocks_per_row) {}
 };
 
+// Channels-last: each row of C is contiguous; the statistics use lane sums, the output is a
+// float loop that vectorises.
+void layer_norm_rows_forward(const float* x, int64_t rows, int64_t c, const float* weight, const float* bias, float eps,
+                             float* y, float* save_mean, float* save_invstd) {
+  parallel_for(rows, grain_for(3 * c), [&](int64_t r0, int64_t r1) {
+    for (int64_t o = r0; o < r1; o++) {
+      const float* row = x + o * c;
+      float* out = y + o * c;
+      const double mean = lane_sum(row, c) / double(c);
+      const double invstd = 1.0 / std::sqrt(lane_sq_dev(row, c, mean) / double(c) + double(eps));
+      save_mean[o] = float(mean);
+      save_invstd[o] = float(invstd);
+      const float m = float(mean), s = float(invstd);
+      for (int64_t k = 0; k < c; k++) out[k] = (row[k] - m) * s;
+      if (weight)
+        for (int64_t k = 0; k < c; k++) out[k] *= weight[k];
+      if (bias)
+        for (int64_t k = 0; k < c; k++) out[k] += bias[k];
+    }
+  });
+}
+
 void layer_norm_forward(const float* x, int64_t outer, int64_t c, int64_t inner, const float* weight, const float* bias,
                         float eps, float* y, float* save_mean, float* save_invstd) {
+  if (inner == 1) return layer_norm_rows_forward(x, outer, c, weight, bias, eps, y, save_mean, save_invstd);
   LnTasks tasks(outer, inner);
   parallel_for(tasks.total, grain_for(c * std::min(inner, kBlock)), [&](int64_t t0, int64_t t1) {
     double mean[kBlock], var[kBlock];
@@ -171,6 +229,37 @@ void layer_norm_forward(const float* x, int64_t outer, int64_t c, int64_t inner,
   });
 }
 
+// One contiguous row (channels-last): adds dy·x̂ and dy into pw[0..C) and pw[C..2C) when pw is
+// given, and writes dx when asked.
+void layer_norm_row_backward(const float* dy, const float* x, int64_t c, const float* weight, float mean, float invstd,
+                             float* dx, double* pw) {
+  if (pw)
+    for (int64_t k = 0; k < c; k++) {
+      pw[k] += double(dy[k]) * ((x[k] - mean) * invstd);
+      pw[c + k] += dy[k];
+    }
+  if (!dx) return;
+  double sg0 = 0, sg1 = 0, sgx0 = 0, sgx1 = 0;
+  int64_t k = 0;
+  for (; k + 2 <= c; k += 2) {
+    const double g0 = dy[k] * (weight ? weight[k] : 1.f), g1 = dy[k + 1] * (weight ? weight[k + 1] : 1.f);
+    sg0 += g0;
+    sg1 += g1;
+    sgx0 += g0 * ((x[k] - mean) * invstd);
+    sgx1 += g1 * ((x[k + 1] - mean) * invstd);
+  }
+  for (; k < c; k++) {
+    const double g = dy[k] * (weight ? weight[k] : 1.f);
+    sg0 += g;
+    sgx0 += g * ((x[k] - mean) * invstd);
+  }
+  const float mg = float((sg0 + sg1) / double(c)), mgx = float((sgx0 + sgx1) / double(c));
+  if (weight)
+    for (int64_t j = 0; j < c; j++) dx[j] = invstd * (dy[j] * weight[j] - mg - (x[j] - mean) * invstd * mgx);
+  else
+    for (int64_t j = 0; j < c; j++) dx[j] = invstd * (dy[j] - mg - (x[j] - mean) * invstd * mgx);
+}
+
 void layer_norm_backward(const float* dy, const float* x, int64_t outer, int64_t c, int64_t inner, const float* weight,
                          const float* save_mean, const float* save_invstd, float* dx, float* dweight, float* dbias) {
   LnTasks tasks(outer, inner);
@@ -186,6 +275,10 @@ void layer_norm_backward(const float* dy, const float* x, int64_t outer, int64_t
       const int64_t ta = want_params ? q * per_chunk : q, tb = want_params ? std::min(tasks.total, ta + per_chunk) : q + 1;
       double* pw = want_params ? partial.data() + q * 2 * c : nullptr;
       for (int64_t t = ta; t < tb; t++) {
+        if (inner == 1) {
+          layer_norm_row_backward(dy + t * c, x + t * c, c, weight, save_mean[t], save_invstd[t], dx ? dx + t * c : nullptr, pw);
+          continue;
+        }
         const int64_t o = t / tasks.blocks_per_row, i0 = (t % tasks.blocks_per_row) * kBlock;
         const int64_t b = std::min(kBlock, inner - i0);
         const int64_t off = o * c * inner + i0;
