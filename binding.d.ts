@@ -84,4 +84,45 @@ export interface Binding {
   addInplace(dst: Storage, src: Storage, alpha: number): void;
   copyInto(dst: Storage, src: Storage): void;
   sumSquares(x: Storage): number;
+
+  // normalisation (native/binding/norm.cpp): x viewed as [n, c, s] (batch norm) or
+  // [outer, c, inner] (layer norm); the returned statistics are (mean, 1/sqrt(var + eps)) per
+  // channel (batch norm) or per normalised group [outer·inner] (layer norm).
+  // batchNormForward updates runningMean and runningVar IN PLACE when training (unbiased variance).
+  batchNormForward(x: Storage, n: number, c: number, s: number, weight: Storage | null, bias: Storage | null,
+                   runningMean: Storage | null, runningVar: Storage | null, training: boolean, momentum: number,
+                   eps: number): [Storage, Storage, Storage];
+  batchNormBackward(dy: Storage, x: Storage, n: number, c: number, s: number, weight: Storage | null,
+                    saveMean: Storage, saveInvstd: Storage, training: boolean, needX: boolean, needWeight: boolean,
+                    needBias: boolean): [Storage | null, Storage | null, Storage | null];
+  layerNormForward(x: Storage, outer: number, c: number, inner: number, weight: Storage | null, bias: Storage | null,
+                   eps: number): [Storage, Storage, Storage];
+  layerNormBackward(dy: Storage, x: Storage, outer: number, c: number, inner: number, weight: Storage | null,
+                    saveMean: Storage, saveInvstd: Storage, needX: boolean, needWeight: boolean,
+                    needBias: boolean): [Storage | null, Storage | null, Storage | null];
+
+  // 2-D pooling on [planes, h, w] (native/binding/pool.cpp); window args are [h, w] pairs.
+  // maxPool2d's indices (int32) are flat h·W + w positions in each plane, -1 for an all-padding window.
+  maxPool2d(x: Storage, planes: number, h: number, w: number, kernel: number[], stride: number[], padding: number[],
+            dilation: number[], ceilMode: boolean): [Storage, Storage];
+  maxPool2dBackward(dy: Storage, indices: Storage, planes: number, h: number, w: number, kernel: number[],
+                    stride: number[], padding: number[], dilation: number[], ceilMode: boolean): Storage;
+  avgPool2d(x: Storage, planes: number, h: number, w: number, kernel: number[], stride: number[], padding: number[],
+            ceilMode: boolean, countIncludePad: boolean): Storage;
+  avgPool2dBackward(dy: Storage, planes: number, h: number, w: number, kernel: number[], stride: number[],
+                    padding: number[], ceilMode: boolean, countIncludePad: boolean): Storage;
+  adaptiveAvgPool2d(x: Storage, planes: number, h: number, w: number, outH: number, outW: number): Storage;
+  adaptiveAvgPool2dBackward(dy: Storage, planes: number, h: number, w: number, outH: number, outW: number): Storage;
+
+  // softmax along the middle axis of [outer, r, inner], and losses on [n, c] (native/binding/loss.cpp).
+  // reduction: 0 none ([n] out), 1 mean, 2 sum ([1] out). target: int32/int64 [n] class indices
+  // (ignoreIndex rows skipped) or, for crossEntropy only, float32 [n, c] probabilities.
+  softmax(x: Storage, outer: number, r: number, inner: number, log: boolean): Storage;
+  softmaxBackward(y: Storage, dy: Storage, outer: number, r: number, inner: number, log: boolean): Storage;
+  crossEntropy(logits: Storage, n: number, c: number, target: Storage, labelSmoothing: number, reduction: number,
+               ignoreIndex: number): [Storage, Storage];
+  crossEntropyBackward(logits: Storage, lse: Storage, n: number, c: number, target: Storage, labelSmoothing: number,
+                       reduction: number, ignoreIndex: number, dy: Storage): Storage;
+  nllLoss(logp: Storage, n: number, c: number, target: Storage, reduction: number, ignoreIndex: number): Storage;
+  nllLossBackward(n: number, c: number, target: Storage, reduction: number, ignoreIndex: number, dy: Storage): Storage;
 }

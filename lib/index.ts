@@ -9,3 +9,7 @@ export * from './ops/matmul';
 export * from './ops/layout';
 export { ArgumentError } from './errors';
 export { memoryStats, buildInfo, setNumThreads, numThreads, emptyCache } from './runtime';
+export * from './ops/norm';
+export * from './ops/pool';
+export * from './ops/loss';
+export * from './ops/dropout';

@@ -1,8 +1,173 @@
-// CPU pool kernels (to be filled by the pool op family).
+// CPU 2-D pooling kernels on [planes, H, W], forward and backward side by side. Every task owns
+// whole planes, so the backward scatters (overlapping windows) never race.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/thread_pool.h"
 #include "cpu/tables.h"
 
 namespace kw::cpu {
+namespace {
 
-const PoolKernels pool_kernels = {};
+int64_t plane_grain(int64_t work_per_plane) { return std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, work_per_plane)); }
+
+void max_pool2d(const float* x, const Pool2dGeometry& g, float* y, int32_t* idx) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  parallel_for(g.planes, plane_grain(out_plane * g.kh * g.kw), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* xp = x + p * in_plane;
+      for (int64_t i = 0; i < g.oh; i++)
+        for (int64_t j = 0; j < g.ow; j++) {
+          int64_t h0 = i * g.sh - g.ph, w0 = j * g.sw - g.pw;
+          const int64_t h1 = std::min(h0 + (g.kh - 1) * g.dh + 1, g.h), w1 = std::min(w0 + (g.kw - 1) * g.dw + 1, g.w);
+          while (h0 < 0) h0 += g.dh;
+          while (w0 < 0) w0 += g.dw;
+          float best = -std::numeric_limits<float>::infinity();
+          // As PyTorch: the first in-bounds element is the argmax until something beats -inf,
+          // and a NaN always takes over.
+          int64_t bi = (h0 < h1 && w0 < w1) ? h0 * g.w + w0 : -1;
+          for (int64_t h = h0; h < h1; h += g.dh)
+            for (int64_t w = w0; w < w1; w += g.dw) {
+              const float v = xp[h * g.w + w];
+              if (v > best || std::isnan(v)) {
+                best = v;
+                bi = h * g.w + w;
+              }
+            }
+          y[p * out_plane + i * g.ow + j] = best;
+          idx[p * out_plane + i * g.ow + j] = int32_t(bi);
+        }
+    }
+  });
+}
+
+void max_pool2d_backward(const float* dy, const int32_t* idx, const Pool2dGeometry& g, float* dx) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  parallel_for(g.planes, plane_grain(in_plane + out_plane), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      float* dp = dx + p * in_plane;
+      std::memset(dp, 0, size_t(in_plane) * sizeof(float));
+      for (int64_t o = 0; o < out_plane; o++) {
+        const int32_t k = idx[p * out_plane + o];
+        if (k >= 0) dp[k] += dy[p * out_plane + o];
+      }
+    }
+  });
+}
+
+// The window of output (i, j), clipped to the input, and the divisor PyTorch uses for it.
+struct AvgWindow {
+  int64_t h0, h1, w0, w1, divisor;
+};
+
+inline AvgWindow avg_window(const Pool2dGeometry& g, int64_t i, int64_t j, bool count_include_pad) {
+  int64_t h0 = i * g.sh - g.ph, w0 = j * g.sw - g.pw;
+  int64_t h1 = std::min(h0 + g.kh, g.h + g.ph), w1 = std::min(w0 + g.kw, g.w + g.pw);
+  const int64_t padded = (h1 - h0) * (w1 - w0);
+  h0 = std::max<int64_t>(h0, 0);
+  w0 = std::max<int64_t>(w0, 0);
+  h1 = std::min(h1, g.h);
+  w1 = std::min(w1, g.w);
+  return {h0, h1, w0, w1, count_include_pad ? padded : (h1 - h0) * (w1 - w0)};
+}
+
+void avg_pool2d(const float* x, const Pool2dGeometry& g, bool count_include_pad, float* y) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  parallel_for(g.planes, plane_grain(out_plane * g.kh * g.kw), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* xp = x + p * in_plane;
+      for (int64_t i = 0; i < g.oh; i++)
+        for (int64_t j = 0; j < g.ow; j++) {
+          AvgWindow a = avg_window(g, i, j, count_include_pad);
+          float& out = y[p * out_plane + i * g.ow + j];
+          if (a.h0 >= a.h1 || a.w0 >= a.w1) {
+            out = 0;
+            continue;
+          }
+          double acc = 0;
+          for (int64_t h = a.h0; h < a.h1; h++)
+            for (int64_t w = a.w0; w < a.w1; w++) acc += xp[h * g.w + w];
+          out = float(acc / double(a.divisor));
+        }
+    }
+  });
+}
+
+void avg_pool2d_backward(const float* dy, const Pool2dGeometry& g, bool count_include_pad, float* dx) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  parallel_for(g.planes, plane_grain(in_plane + out_plane * g.kh * g.kw), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      float* dp = dx + p * in_plane;
+      std::memset(dp, 0, size_t(in_plane) * sizeof(float));
+      for (int64_t i = 0; i < g.oh; i++)
+        for (int64_t j = 0; j < g.ow; j++) {
+          AvgWindow a = avg_window(g, i, j, count_include_pad);
+          if (a.h0 >= a.h1 || a.w0 >= a.w1) continue;
+          const float v = dy[p * out_plane + i * g.ow + j] / float(a.divisor);
+          for (int64_t h = a.h0; h < a.h1; h++)
+            for (int64_t w = a.w0; w < a.w1; w++) dp[h * g.w + w] += v;
+        }
+    }
+  });
+}
+
+inline int64_t adaptive_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+inline int64_t adaptive_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+void adaptive_avg_pool2d(const float* x, const Pool2dGeometry& g, float* y) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  parallel_for(g.planes, plane_grain(in_plane + out_plane), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* xp = x + p * in_plane;
+      if (out_plane == 1) {  // global average pooling: one contiguous sum
+        double acc = 0;
+        for (int64_t k = 0; k < in_plane; k++) acc += xp[k];
+        y[p] = float(acc / double(in_plane));
+        continue;
+      }
+      for (int64_t i = 0; i < g.oh; i++) {
+        const int64_t h0 = adaptive_start(i, g.h, g.oh), h1 = adaptive_end(i, g.h, g.oh);
+        for (int64_t j = 0; j < g.ow; j++) {
+          const int64_t w0 = adaptive_start(j, g.w, g.ow), w1 = adaptive_end(j, g.w, g.ow);
+          double acc = 0;
+          for (int64_t h = h0; h < h1; h++)
+            for (int64_t w = w0; w < w1; w++) acc += xp[h * g.w + w];
+          y[p * out_plane + i * g.ow + j] = float(acc / double((h1 - h0) * (w1 - w0)));
+        }
+      }
+    }
+  });
+}
+
+void adaptive_avg_pool2d_backward(const float* dy, const Pool2dGeometry& g, float* dx) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  parallel_for(g.planes, plane_grain(in_plane + out_plane), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      float* dp = dx + p * in_plane;
+      if (out_plane == 1) {
+        const float v = dy[p] / float(in_plane);
+        for (int64_t k = 0; k < in_plane; k++) dp[k] = v;
+        continue;
+      }
+      std::memset(dp, 0, size_t(in_plane) * sizeof(float));
+      for (int64_t i = 0; i < g.oh; i++) {
+        const int64_t h0 = adaptive_start(i, g.h, g.oh), h1 = adaptive_end(i, g.h, g.oh);
+        for (int64_t j = 0; j < g.ow; j++) {
+          const int64_t w0 = adaptive_start(j, g.w, g.ow), w1 = adaptive_end(j, g.w, g.ow);
+          const float v = dy[p * out_plane + i * g.ow + j] / float((h1 - h0) * (w1 - w0));
+          for (int64_t h = h0; h < h1; h++)
+            for (int64_t w = w0; w < w1; w++) dp[h * g.w + w] += v;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+const PoolKernels pool_kernels = {max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+                                  adaptive_avg_pool2d, adaptive_avg_pool2d_backward};
 
 }  // namespace kw::cpu
