@@ -124,6 +124,11 @@ const bigCases: Cfg[] = [
   { name: 'per-sample, threaded over samples', x: [4, 16, 10, 10], w: [4, 24, 16, 3, 3], padding: 1 },
   { name: '1×1 threaded', x: [4, 32, 9, 9], w: [40, 32, 1, 1] },
   { name: 'depthwise threaded', x: [4, 32, 14, 14], w: [32, 1, 3, 3], groups: 32, padding: 1, stride: 2 },
+  // in/groups·k·k = 576 and ≥ 256 positions: im2col runs in tiles of output rows.
+  { name: 'row tiles', x: [2, 64, 20, 20], w: [8, 64, 3, 3], padding: 1, bias: true },
+  { name: 'row tiles, stride 2, dilation 2', x: [3, 64, 40, 33], w: [6, 64, 3, 3], stride: 2, padding: 2, dilation: 2 },
+  { name: 'row tiles, per-sample', x: [2, 64, 20, 20], w: [2, 8, 64, 3, 3], padding: 1 },
+  { name: 'row tiles, groups 2', x: [2, 128, 16, 16], w: [4, 64, 3, 3], groups: 2, padding: 1 },
 ];
 
 function inputs(c: Cfg, seed: number) {

@@ -18,6 +18,9 @@
 #include "core/thread_pool.h"
 #include "cpu/tables.h"
 
+// Hot loops get an AVX2+FMA clone picked at load time; the baseline build is plain x86-64.
+#define KW_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+
 namespace kw::cpu {
 namespace {
 
@@ -58,57 +61,68 @@ Sizes sizes_of(const ConvGeometry& g) {
   return s;
 }
 
-// Calls fn(row, id, ih) for every output row (od, oh) of kernel tap (kd, kh), with id/ih the
-// input row or -1 in padding. Rows are numbered od·out[1] + oh.
+// Output rows: the (od, oh) pairs, numbered od·out[1] + oh, each out[2] positions long.
+// Calls fn(r - r0, id, ih) for rows r in [r0, r1) and kernel tap (kd, kh), with id/ih the
+// input row or -1 when it falls in the padding.
 template <typename F>
-inline void for_rows(const ConvGeometry& g, int64_t kd, int64_t kh, F&& fn) {
-  for (int64_t od = 0; od < g.out[0]; od++) {
-    int64_t id = in_index(g, 0, od, kd);
-    for (int64_t oh = 0; oh < g.out[1]; oh++) fn(od * g.out[1] + oh, id, id < 0 ? -1 : in_index(g, 1, oh, kh));
+inline void for_rows(const ConvGeometry& g, int64_t kd, int64_t kh, int64_t r0, int64_t r1, F&& fn) {
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t id = in_index(g, 0, r / g.out[1], kd);
+    fn(r - r0, id, id < 0 ? -1 : in_index(g, 1, r % g.out[1], kh));
   }
 }
 
-// col [C·K, L] from channels [c0, c1) of x_c (C channels of S elements each).
-void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, float* col) {
-  const int64_t K = g.kernel_size(), L = g.out_spatial(), S = g.in_spatial();
+// The columns of output rows [r0, r1) for channels [c0, c1) of x: col row c·K + k (leading
+// dimension ld) holds tap k of channel c, (r1 - r0)·out[2] columns.
+KW_SIMD_CLONES
+void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* col,
+            int64_t ld) {
+  const int64_t K = g.kernel_size(), S = g.in_spatial();
   const int64_t OW = g.out[2], IW = g.in[2], sw = g.stride[2];
   for (int64_t c = c0; c < c1; c++) {
     const float* xc = x + c * S;
     for (int64_t kd = 0; kd < g.kernel[0]; kd++)
       for (int64_t kh = 0; kh < g.kernel[1]; kh++)
         for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
-          float* row = col + (c * K + (kd * g.kernel[1] + kh) * g.kernel[2] + kx) * L;
+          float* row = col + (c * K + (kd * g.kernel[1] + kh) * g.kernel[2] + kx) * ld;
           int64_t off = kx * g.dilation[2] - g.pad_lo[2], lo, hi;
           valid_range(OW, IW, sw, off, lo, hi);
-          for_rows(g, kd, kh, [&](int64_t r, int64_t id, int64_t ih) {
+          for_rows(g, kd, kh, r0, r1, [&](int64_t r, int64_t id, int64_t ih) {
             float* dst = row + r * OW;
             if (ih < 0) {
               std::memset(dst, 0, size_t(OW) * sizeof(float));
               return;
             }
             const float* src = xc + (id * g.in[1] + ih) * IW;
-            std::memset(dst, 0, size_t(lo) * sizeof(float));
-            if (sw == 1) std::memcpy(dst + lo, src + lo + off, size_t(hi - lo) * sizeof(float));
-            else for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw + off];
-            std::memset(dst + hi, 0, size_t(OW - hi) * sizeof(float));
+            if (sw == 1 && OW >= 32) {  // long rows: library copies; short ones: no call overhead
+              std::memset(dst, 0, size_t(lo) * sizeof(float));
+              std::memcpy(dst + lo, src + lo + off, size_t(hi - lo) * sizeof(float));
+              std::memset(dst + hi, 0, size_t(OW - hi) * sizeof(float));
+              return;
+            }
+            for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
+            for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw + off];
+            for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.f;
           });
         }
   }
 }
 
-// x_c[channels c0..c1) += col2im(col): the adjoint of im2col. x must be zeroed by the caller.
-void col2im(const ConvGeometry& g, const float* col, int64_t c0, int64_t c1, float* x) {
-  const int64_t K = g.kernel_size(), L = g.out_spatial(), S = g.in_spatial();
+// The adjoint of im2col: x (channels [c0, c1)) += the columns of output rows [r0, r1).
+KW_SIMD_CLONES
+void col2im(const ConvGeometry& g, const float* col, int64_t ld, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
+            float* x) {
+  const int64_t K = g.kernel_size(), S = g.in_spatial();
   const int64_t OW = g.out[2], IW = g.in[2], sw = g.stride[2];
   for (int64_t c = c0; c < c1; c++) {
     float* xc = x + c * S;
     for (int64_t kd = 0; kd < g.kernel[0]; kd++)
       for (int64_t kh = 0; kh < g.kernel[1]; kh++)
         for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
-          const float* row = col + (c * K + (kd * g.kernel[1] + kh) * g.kernel[2] + kx) * L;
+          const float* row = col + (c * K + (kd * g.kernel[1] + kh) * g.kernel[2] + kx) * ld;
           int64_t off = kx * g.dilation[2] - g.pad_lo[2], lo, hi;
           valid_range(OW, IW, sw, off, lo, hi);
-          for_rows(g, kd, kh, [&](int64_t r, int64_t id, int64_t ih) {
+          for_rows(g, kd, kh, r0, r1, [&](int64_t r, int64_t id, int64_t ih) {
             if (ih < 0) return;
             const float* src = row + r * OW;
             float* dst = xc + (id * g.in[1] + ih) * IW;
@@ -119,51 +133,74 @@ void col2im(const ConvGeometry& g, const float* col, int64_t c0, int64_t c1, flo
   }
 }
 
-// Channel-parallel wrappers: inline inside a per-sample parallel loop, split otherwise.
-void im2col_par(const ConvGeometry& g, const float* x, int64_t C, float* col) {
-  int64_t work = g.kernel_size() * g.out_spatial();
+// Channel-parallel wrappers: inline inside a parallel loop, split over threads otherwise.
+void im2col_par(const ConvGeometry& g, const float* x, int64_t C, int64_t r0, int64_t r1, float* col, int64_t ld) {
+  int64_t work = g.kernel_size() * (r1 - r0) * g.out[2];
   parallel_for(C, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work)),
-               [&](int64_t lo, int64_t hi) { im2col(g, x, lo, hi, col); });
+               [&](int64_t lo, int64_t hi) { im2col(g, x, lo, hi, r0, r1, col, ld); });
 }
-void col2im_par(const ConvGeometry& g, const float* col, int64_t C, float* x) {
-  int64_t work = g.kernel_size() * g.out_spatial();
+void col2im_par(const ConvGeometry& g, const float* col, int64_t ld, int64_t C, int64_t r0, int64_t r1, float* x) {
+  int64_t work = g.kernel_size() * (r1 - r0) * g.out[2];
   parallel_for(C, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work)),
-               [&](int64_t lo, int64_t hi) { col2im(g, col, lo, hi, x); });
+               [&](int64_t lo, int64_t hi) { col2im(g, col, ld, lo, hi, r0, r1, x); });
 }
 
 StoragePtr scratch(int64_t n) { return n > 0 ? new_storage(DType::F32, n) : nullptr; }
 float* ptr(const StoragePtr& s) { return s ? s->as<float>() : nullptr; }
 
-// Runs fn(chunk, b0, b1) over the batch split into chunks: one per thread when samples are
+// GEMMs narrower than this many columns lose speed; wider column tiles than needed fall out of L2.
+constexpr int64_t kMinCols = 256, kTileBytes = 512 << 10;
+
+// Output rows per im2col tile. A whole sample's column matrix (in/groups·k·k × positions) is
+// often several MB; tiles of a few hundred columns stay in L2 between im2col and the GEMM,
+// and GEMMs that wide still run at full speed. Whole samples when the GEMM itself should be
+// split over threads (few samples) or there is no im2col.
+int64_t rows_per_tile(const ConvGeometry& g, const Sizes& s, bool whole) {
+  const int64_t rows = g.out[0] * g.out[1];
+  if (whole || s.direct) return std::max<int64_t>(1, rows);
+  int64_t cols = std::max(kMinCols, kTileBytes / int64_t(sizeof(float)) / std::max<int64_t>(1, s.CgK));
+  return std::clamp<int64_t>((cols + g.out[2] - 1) / g.out[2], 1, std::max<int64_t>(1, rows));
+}
+
+// Samples per GEMM. With a shared weight and few output positions (late layers: 7×7, 4×4)
+// a per-sample GEMM is too narrow, so several samples' columns go side by side into one
+// GEMM, through a small output buffer. A per-sample weight cannot share a GEMM.
+int64_t samples_per_gemm(const ConvGeometry& g, const Sizes& s) {
+  if (g.per_sample_weight || s.L >= kMinCols) return 1;
+  return std::clamp<int64_t>((2 * kMinCols + s.L - 1) / s.L, 1, std::max<int64_t>(1, g.batch));
+}
+
+// Runs fn(chunk, i0, i1) over items [0, n) split into chunks: one per thread when items are
 // plentiful, else a single chunk run outside any parallel region (so its GEMMs go parallel).
+// Returns the number of chunks.
 template <typename F>
-int64_t over_samples(int64_t B, F&& fn) {
+int64_t over_items(int64_t n, F&& fn) {
   int64_t threads = in_parallel_region() ? 1 : num_threads();
-  int64_t chunks = B >= threads ? std::min(threads, B) : 1;
+  int64_t chunks = n >= threads ? std::min(threads, n) : 1;
   if (chunks <= 1) {
-    if (B > 0) fn(0, 0, B);
-    return B > 0 ? 1 : 0;
+    if (n > 0) fn(0, 0, n);
+    return n > 0 ? 1 : 0;
   }
   parallel_for(chunks, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t c = lo; c < hi; c++) fn(c, c * B / chunks, (c + 1) * B / chunks);
+    for (int64_t c = lo; c < hi; c++) fn(c, c * n / chunks, (c + 1) * n / chunks);
   });
   return chunks;
 }
 
-// ---- depthwise (one input channel per group): direct loops ----
-
-// One kernel tap over one output row: y[i] += w · x[i·s + off] for i in [lo, hi).
-inline void axpy_row(float w, const float* x, int64_t s, int64_t off, float* y, int64_t lo, int64_t hi) {
-  if (s == 1) for (int64_t i = lo; i < hi; i++) y[i] += w * x[i + off];
-  else for (int64_t i = lo; i < hi; i++) y[i] += w * x[i * s + off];
+// True when over_items(n) would run one chunk on several threads' GEMMs.
+bool single_chunk(int64_t n) {
+  int64_t threads = in_parallel_region() ? 1 : num_threads();
+  return threads > 1 && n < threads;
 }
 
+// ---- depthwise (one input channel per group): direct loops ----
+
 // Visits every (output row, kernel tap) pair of one channel that touches the input:
-// fn(y row offset, x row offset, tap index k, off, lo, hi) where output i of the row reads
-// input i·stride + off of the x row, for i in [lo, hi).
+// fn(y row offset, x row offset, tap k, off, lo, hi): output i of the row reads input
+// i·stride + off of the x row, for i in [lo, hi).
 template <typename F>
 inline void for_taps(const ConvGeometry& g, F&& fn) {
-  const int64_t OW = g.out[2], IW = g.in[2];
+  const int64_t OW = g.out[2], IW = g.in[2], rows = g.out[0] * g.out[1];
   for (int64_t kd = 0; kd < g.kernel[0]; kd++)
     for (int64_t kh = 0; kh < g.kernel[1]; kh++)
       for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
@@ -171,82 +208,104 @@ inline void for_taps(const ConvGeometry& g, F&& fn) {
         int64_t off = kx * g.dilation[2] - g.pad_lo[2], lo, hi;
         valid_range(OW, IW, g.stride[2], off, lo, hi);
         if (lo >= hi) continue;
-        for_rows(g, kd, kh, [&](int64_t r, int64_t id, int64_t ih) {
+        for_rows(g, kd, kh, 0, rows, [&](int64_t r, int64_t id, int64_t ih) {
           if (ih >= 0) fn(r * OW, (id * g.in[1] + ih) * IW, k, off, lo, hi);
         });
       }
 }
 
+// y (one output plane) = bias + Σ_taps w[k] · x (its input plane).
+KW_SIMD_CLONES
+void depthwise_plane(const ConvGeometry& g, const float* x, const float* w, float bias, float* y) {
+  const int64_t sw = g.stride[2];
+  std::fill(y, y + g.out_spatial(), bias);
+  for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t lo, int64_t hi) {
+    const float wk = w[k];
+    const float* xs = x + xr;
+    float* yd = y + yr;
+    if (sw == 1) for (int64_t i = lo; i < hi; i++) yd[i] += wk * xs[i + off];
+    else for (int64_t i = lo; i < hi; i++) yd[i] += wk * xs[i * sw + off];
+  });
+}
+
+// dx (one input plane) += Σ_taps w[k] · dy (one output plane) scattered back.
+KW_SIMD_CLONES
+void depthwise_plane_dx(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const int64_t sw = g.stride[2];
+  for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t lo, int64_t hi) {
+    const float wk = w[k];
+    const float* ds = dy + yr;
+    float* d = dx + xr;
+    if (sw == 1) for (int64_t i = lo; i < hi; i++) d[i + off] += wk * ds[i];
+    else for (int64_t i = lo; i < hi; i++) d[i * sw + off] += wk * ds[i];
+  });
+}
+
+// acc[k] += Σ_positions dy · x at tap k, for one (output plane, input plane) pair.
+KW_SIMD_CLONES
+void depthwise_plane_dw(const ConvGeometry& g, const float* dy, const float* x, double* acc) {
+  const int64_t sw = g.stride[2];
+  for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t lo, int64_t hi) {
+    const float* xs = x + xr;
+    const float* ds = dy + yr;
+    // Eight partial sums: the compiler may not reorder a float reduction itself.
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = lo;
+    if (sw == 1) {
+      for (; i + 8 <= hi; i += 8)
+        for (int q = 0; q < 8; q++) p[q] += ds[i + q] * xs[i + q + off];
+      for (; i < hi; i++) p[0] += ds[i] * xs[i + off];
+    } else {
+      for (; i < hi; i++) p[0] += ds[i] * xs[i * sw + off];
+    }
+    acc[k] += double((p[0] + p[1]) + (p[2] + p[3])) + double((p[4] + p[5]) + (p[6] + p[7]));
+  });
+}
+
+int64_t plane_grain(const Sizes& s, int64_t planes_per_item) {
+  return std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, planes_per_item * s.L * s.K));
+}
+
 void depthwise_forward(const ConvGeometry& g, const Sizes& s, const float* x, const float* w,
                        const float* bias, float* y) {
-  const int64_t B = g.batch, O = g.out_channels, sw = g.stride[2];
-  parallel_for(B * O, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, s.L * s.K)), [&](int64_t lo, int64_t hi) {
+  const int64_t O = g.out_channels;
+  parallel_for(g.batch * O, plane_grain(s, 1), [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) {
-      int64_t b = i / O, o = i % O, c = o / s.Og;
-      const float* xc = x + b * s.x_b + c * s.S;
-      const float* wo = w + b * s.w_b + o * s.K;
-      float* yo = y + b * s.y_b + o * s.L;
-      std::fill(yo, yo + s.L, bias ? bias[o] : 0.f);
-      for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t a, int64_t e) {
-        axpy_row(wo[k], xc + xr, sw, off, yo + yr, a, e);
-      });
+      int64_t b = i / O, o = i % O;
+      depthwise_plane(g, x + b * s.x_b + (o / s.Og) * s.S, w + b * s.w_b + o * s.K, bias ? bias[o] : 0.f,
+                      y + b * s.y_b + o * s.L);
     }
   });
 }
 
 void depthwise_backward(const ConvGeometry& g, const Sizes& s, const float* dy, const float* x,
                         const float* w, float* dx, float* dw) {
-  const int64_t B = g.batch, C = g.in_channels, O = g.out_channels, sw = g.stride[2];
+  const int64_t B = g.batch, C = g.in_channels, O = g.out_channels;
   if (dx) {
-    // Per input channel: its outputs' contributions land only there, so no races.
-    parallel_for(B * C, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, s.Og * s.L * s.K)), [&](int64_t lo, int64_t hi) {
+    // One task per input plane: all of its outputs' contributions land only there.
+    parallel_for(B * C, plane_grain(s, s.Og), [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; i++) {
         int64_t b = i / C, c = i % C;
         float* dxc = dx + b * s.x_b + c * s.S;
         std::fill(dxc, dxc + s.S, 0.f);
-        for (int64_t o = c * s.Og; o < (c + 1) * s.Og; o++) {
-          const float* wo = w + b * s.w_b + o * s.K;
-          const float* dyo = dy + b * s.y_b + o * s.L;
-          for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t a, int64_t e) {
-            float wk = wo[k];
-            float* d = dxc + xr;
-            const float* src = dyo + yr;
-            if (sw == 1) for (int64_t j = a; j < e; j++) d[j + off] += wk * src[j];
-            else for (int64_t j = a; j < e; j++) d[j * sw + off] += wk * src[j];
-          });
-        }
+        for (int64_t o = c * s.Og; o < (c + 1) * s.Og; o++)
+          depthwise_plane_dx(g, dy + b * s.y_b + o * s.L, w + b * s.w_b + o * s.K, dxc);
       }
     });
   }
   if (dw) {
-    // dW[o, k] = Σ_(b) Σ_pos dy·x: one task per output channel (and sample, when per-sample).
-    int64_t nb = g.per_sample_weight ? B : 1;
-    parallel_for(nb * O, 1, [&](int64_t lo, int64_t hi) {
+    // One task per output channel (and sample, when per-sample): a shared dW sums the batch
+    // inside its task, so no two tasks write the same weights.
+    const int64_t nb = g.per_sample_weight ? B : 1;
+    parallel_for(nb * O, plane_grain(s, B / nb), [&](int64_t lo, int64_t hi) {
       std::vector<double> acc(size_t(s.K));
       for (int64_t i = lo; i < hi; i++) {
         int64_t o = i % O, c = o / s.Og;
         int64_t b0 = g.per_sample_weight ? i / O : 0, b1 = g.per_sample_weight ? b0 + 1 : B;
         std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t b = b0; b < b1; b++) {
-          const float* xc = x + b * s.x_b + c * s.S;
-          const float* dyo = dy + b * s.y_b + o * s.L;
-          for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t a, int64_t e) {
-            const float* xs = xc + xr;
-            const float* ds = dyo + yr;
-            // Four partial sums let the compiler keep several FMAs in flight.
-            float p[4] = {0, 0, 0, 0};
-            int64_t j = a;
-            if (sw == 1) {
-              for (; j + 4 <= e; j += 4)
-                for (int q = 0; q < 4; q++) p[q] += ds[j + q] * xs[j + q + off];
-              for (; j < e; j++) p[0] += ds[j] * xs[j + off];
-            } else {
-              for (; j < e; j++) p[0] += ds[j] * xs[j * sw + off];
-            }
-            acc[size_t(k)] += double(p[0] + p[1]) + double(p[2] + p[3]);
-          });
-        }
-        float* dwo = dw + (g.per_sample_weight ? b0 * s.w_b : 0) + o * s.K;
+        for (int64_t b = b0; b < b1; b++)
+          depthwise_plane_dw(g, dy + b * s.y_b + o * s.L, x + b * s.x_b + c * s.S, acc.data());
+        float* dwo = dw + b0 * s.w_b + o * s.K;
         for (int64_t k = 0; k < s.K; k++) dwo[k] = float(acc[size_t(k)]);
       }
     });
@@ -255,26 +314,55 @@ void depthwise_backward(const ConvGeometry& g, const Sizes& s, const float* dy, 
 
 // ---- forward ----
 
+// Work items are blocks of (samples, output rows): one sample and a tile of rows, or, for
+// narrow layers, several whole samples. Items, not samples, go to threads, so threads stay
+// busy with fewer samples than threads; each thread chunk allocates its buffers once.
 void conv_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   Sizes s = sizes_of(g);
-  if (g.batch == 0 || s.L == 0) return;
+  const int64_t B = g.batch;
+  if (B == 0 || s.L == 0) return;
   if (s.Cg == 1 && !s.direct) return depthwise_forward(g, s, x, w, bias, y);
-  const auto& gemm = gemm_kernels.gemm;
-  over_samples(g.batch, [&](int64_t, int64_t b0, int64_t b1) {
-    StoragePtr col = s.direct ? nullptr : scratch(s.CgK * s.L);
-    for (int64_t b = b0; b < b1; b++) {
+  const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
+  const int64_t nb = samples_per_gemm(g, s), blocks = (B + nb - 1) / nb;
+  int64_t rpt = nb > 1 ? rows : rows_per_tile(g, s, false);
+  int64_t tiles = (rows + rpt - 1) / rpt;
+  if (single_chunk(blocks * tiles)) {  // too few items: whole blocks, threaded GEMMs
+    rpt = rows;
+    tiles = 1;
+  }
+  const bool direct = s.direct && nb == 1;  // else even a 1×1 conv gathers its columns
+  over_items(blocks * tiles, [&](int64_t, int64_t i0, int64_t i1) {
+    StoragePtr col = direct ? nullptr : scratch(s.CgK * nb * rpt * OW);
+    StoragePtr ybuf = nb > 1 ? scratch(s.Og * nb * s.L) : nullptr;
+    for (int64_t i = i0; i < i1; i++) {
+      const int64_t b0 = (i / tiles) * nb, b1 = std::min(B, b0 + nb);
+      const int64_t r0 = (i % tiles) * rpt, r1 = std::min(rows, r0 + rpt);
+      const int64_t m = (r1 - r0) * OW, n = (b1 - b0) * m;  // columns per sample, in all
       for (int64_t gr = 0; gr < g.groups; gr++) {
-        const float* xg = x + b * s.x_b + gr * s.Cg * s.S;
-        const float* cm = xg;
-        if (!s.direct) {
-          im2col_par(g, xg, s.Cg, ptr(col));
+        const float* cm = x + b0 * s.x_b + gr * s.Cg * s.S + r0 * OW;
+        int64_t ld = s.L;
+        if (!direct) {
+          for (int64_t b = b0; b < b1; b++)
+            im2col_par(g, x + b * s.x_b + gr * s.Cg * s.S, s.Cg, r0, r1, ptr(col) + (b - b0) * m, n);
           cm = ptr(col);
+          ld = n;
         }
-        float* yg = y + b * s.y_b + gr * s.Og * s.L;
-        if (bias)
-          for (int64_t o = 0; o < s.Og; o++) std::fill(yg + o * s.L, yg + (o + 1) * s.L, bias[gr * s.Og + o]);
-        gemm(false, false, s.Og, s.L, s.CgK, 1.f, w + b * s.w_b + gr * s.Og * s.CgK, s.CgK, cm, s.L,
-             bias ? 1.f : 0.f, yg, s.L);
+        const float* wg = w + b0 * s.w_b + gr * s.Og * s.CgK;
+        if (nb == 1) {
+          float* yg = y + b0 * s.y_b + gr * s.Og * s.L + r0 * OW;
+          if (bias)
+            for (int64_t o = 0; o < s.Og; o++) std::fill(yg + o * s.L, yg + o * s.L + n, bias[gr * s.Og + o]);
+          gemm_kernels.gemm(false, false, s.Og, n, s.CgK, 1.f, wg, s.CgK, cm, ld, bias ? 1.f : 0.f, yg, s.L);
+        } else {
+          gemm_kernels.gemm(false, false, s.Og, n, s.CgK, 1.f, wg, s.CgK, cm, ld, 0.f, ptr(ybuf), n);
+          for (int64_t b = b0; b < b1; b++)
+            for (int64_t o = 0; o < s.Og; o++) {
+              const float* src = ptr(ybuf) + o * n + (b - b0) * m;
+              float* dst = y + b * s.y_b + (gr * s.Og + o) * s.L;
+              const float bo = bias ? bias[gr * s.Og + o] : 0.f;
+              for (int64_t l = 0; l < m; l++) dst[l] = src[l] + bo;
+            }
+        }
       }
     }
   });
@@ -283,8 +371,7 @@ void conv_forward(const ConvGeometry& g, const float* x, const float* w, const f
 // ---- backward ----
 
 void bias_backward(const ConvGeometry& g, const Sizes& s, const float* dy, float* db) {
-  const int64_t O = g.out_channels;
-  parallel_for(O, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, g.batch * s.L)), [&](int64_t lo, int64_t hi) {
+  parallel_for(g.out_channels, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, g.batch * s.L)), [&](int64_t lo, int64_t hi) {
     for (int64_t o = lo; o < hi; o++) {
       double acc = 0;
       for (int64_t b = 0; b < g.batch; b++) {
@@ -298,6 +385,8 @@ void bias_backward(const ConvGeometry& g, const Sizes& s, const float* dy, float
   });
 }
 
+// Threads over samples: col2im of one sample's tiles overlap, and a per-sample dW sums over
+// its tiles, so a sample stays on one thread. Within a thread, blocks as in the forward.
 void conv_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx,
                    float* dw, float* db) {
   Sizes s = sizes_of(g);
@@ -306,47 +395,69 @@ void conv_backward(const ConvGeometry& g, const float* dy, const float* x, const
   if (!dx && !dw) return;
   const int64_t wn = g.weight_numel_per_sample();
   if (B == 0 || s.L == 0) {
-    // No output positions: every gradient is zero.
     if (dx) std::memset(dx, 0, size_t(B * s.x_b) * sizeof(float));
     if (dw) std::memset(dw, 0, size_t((g.per_sample_weight ? B : 1) * wn) * sizeof(float));
     return;
   }
   if (s.Cg == 1 && !s.direct) return depthwise_backward(g, s, dy, x, w, dx, dw);
-  const auto& gemm = gemm_kernels.gemm;
   const bool shared_dw = dw && !g.per_sample_weight;
-  int64_t threads = in_parallel_region() ? 1 : num_threads();
-  std::vector<StoragePtr> partial(size_t(std::max<int64_t>(1, threads)));  // shared dW of chunks ≥ 1
-  int64_t chunks = over_samples(B, [&](int64_t chunk, int64_t b0, int64_t b1) {
-    StoragePtr col = dw && !s.direct ? scratch(s.CgK * s.L) : nullptr;
-    StoragePtr dcol = dx && !s.direct ? scratch(s.CgK * s.L) : nullptr;
+  const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
+  const int64_t nb = samples_per_gemm(g, s);
+  const int64_t rpt = nb > 1 ? rows : rows_per_tile(g, s, single_chunk(B));
+  const bool direct = s.direct && nb == 1;
+  std::vector<StoragePtr> partial(size_t(std::max(1, num_threads())));  // shared dW of chunks ≥ 1
+  int64_t chunks = over_items(B, [&](int64_t chunk, int64_t c0, int64_t c1) {
+    const int64_t cols = nb * rpt * OW;
+    StoragePtr col = dw && !direct ? scratch(s.CgK * cols) : nullptr;
+    StoragePtr dcol = dx && !direct ? scratch(s.CgK * cols) : nullptr;
+    StoragePtr dybuf = nb > 1 ? scratch(s.Og * cols) : nullptr;
     float* dw_acc = nullptr;
     if (shared_dw) {
       if (chunk > 0) partial[size_t(chunk)] = scratch(wn);
       dw_acc = chunk == 0 ? dw : ptr(partial[size_t(chunk)]);
     }
-    for (int64_t b = b0; b < b1; b++) {
-      if (dx && !s.direct) std::memset(dx + b * s.x_b, 0, size_t(s.x_b) * sizeof(float));
-      for (int64_t gr = 0; gr < g.groups; gr++) {
-        const float* dyg = dy + b * s.y_b + gr * s.Og * s.L;
-        const float* wg = w ? w + b * s.w_b + gr * s.Og * s.CgK : nullptr;
-        if (dw) {
-          const float* xg = x + b * s.x_b + gr * s.Cg * s.S;
-          const float* cm = xg;
-          if (!s.direct) {
-            im2col_par(g, xg, s.Cg, ptr(col));
-            cm = ptr(col);
+    for (int64_t b0 = c0; b0 < c1; b0 += nb) {
+      const int64_t b1 = std::min(c1, b0 + nb);
+      if (dx && !direct) std::memset(dx + b0 * s.x_b, 0, size_t((b1 - b0) * s.x_b) * sizeof(float));
+      for (int64_t r0 = 0; r0 < rows; r0 += rpt) {
+        const int64_t r1 = std::min(rows, r0 + rpt), m = (r1 - r0) * OW, n = (b1 - b0) * m;
+        for (int64_t gr = 0; gr < g.groups; gr++) {
+          const float* dyg = dy + b0 * s.y_b + gr * s.Og * s.L + r0 * OW;
+          int64_t lddy = s.L;
+          if (nb > 1) {  // several samples' dY side by side
+            for (int64_t b = b0; b < b1; b++)
+              for (int64_t o = 0; o < s.Og; o++)
+                std::memcpy(ptr(dybuf) + o * n + (b - b0) * m, dy + b * s.y_b + (gr * s.Og + o) * s.L,
+                            size_t(m) * sizeof(float));
+            dyg = ptr(dybuf);
+            lddy = n;
           }
-          // dW[g] (+)= dY[g] · colᵀ; a shared dW starts from zero at each chunk's first sample.
-          float* dwg = (shared_dw ? dw_acc : dw + b * s.w_b) + gr * s.Og * s.CgK;
-          float beta = shared_dw && b > b0 ? 1.f : 0.f;
-          gemm(false, true, s.Og, s.CgK, s.L, 1.f, dyg, s.L, cm, s.L, beta, dwg, s.CgK);
-        }
-        if (dx) {
-          // dcol = W[g]ᵀ · dY[g]; for the 1×1 fast path that already is dX[g].
-          float* dxg = dx + b * s.x_b + gr * s.Cg * s.S;
-          float* target = s.direct ? dxg : ptr(dcol);
-          gemm(true, false, s.CgK, s.L, s.Og, 1.f, wg, s.CgK, dyg, s.L, 0.f, target, s.L);
-          if (!s.direct) col2im_par(g, ptr(dcol), s.Cg, dxg);
+          if (dw) {
+            const float* cm = x + b0 * s.x_b + gr * s.Cg * s.S + r0 * OW;
+            int64_t ld = s.L;
+            if (!direct) {
+              for (int64_t b = b0; b < b1; b++)
+                im2col_par(g, x + b * s.x_b + gr * s.Cg * s.S, s.Cg, r0, r1, ptr(col) + (b - b0) * m, n);
+              cm = ptr(col);
+              ld = n;
+            }
+            // dW[g] (+)= dY[g] · colᵀ, from zero at the first tile (shared: of the chunk's first block).
+            float* dwg = (shared_dw ? dw_acc : dw + b0 * s.w_b) + gr * s.Og * s.CgK;
+            float beta = r0 > 0 || (shared_dw && b0 > c0) ? 1.f : 0.f;
+            gemm_kernels.gemm(false, true, s.Og, s.CgK, n, 1.f, dyg, lddy, cm, ld, beta, dwg, s.CgK);
+          }
+          if (dx) {
+            // dcol = W[g]ᵀ · dY[g]; for the 1×1 fast path that already is dX[g].
+            const float* wg = w + b0 * s.w_b + gr * s.Og * s.CgK;
+            if (direct) {
+              float* dxg = dx + b0 * s.x_b + gr * s.Cg * s.S + r0 * OW;
+              gemm_kernels.gemm(true, false, s.CgK, n, s.Og, 1.f, wg, s.CgK, dyg, lddy, 0.f, dxg, s.L);
+            } else {
+              gemm_kernels.gemm(true, false, s.CgK, n, s.Og, 1.f, wg, s.CgK, dyg, lddy, 0.f, ptr(dcol), n);
+              for (int64_t b = b0; b < b1; b++)
+                col2im_par(g, ptr(dcol) + (b - b0) * m, n, s.Cg, r0, r1, dx + b * s.x_b + gr * s.Cg * s.S);
+            }
+          }
         }
       }
     }
