@@ -102,6 +102,8 @@ const cases: Cfg[] = [
   { name: '2-D groups 2', x: [2, 4, 6, 6], w: [6, 2, 3, 3], groups: 2, bias: true, padding: 1 },
   { name: 'depthwise', x: [2, 4, 7, 7], w: [4, 1, 3, 3], groups: 4, padding: 1, bias: true },
   { name: 'depthwise ×2 multiplier, stride [1, 2], dilation 2', x: [2, 3, 8, 9], w: [6, 1, 3, 3], groups: 3, stride: [1, 2], dilation: 2, padding: [2, 1] },
+  { name: 'depthwise 3-D, stride and padding per dim', x: [2, 3, 5, 6, 7], w: [3, 1, 3, 2, 3], groups: 3, stride: [2, 1, 2], padding: [1, 0, 1], bias: true },
+  { name: 'depthwise 1-D ×2, stride 2, dilation 3', x: [2, 4, 12], w: [8, 1, 3], groups: 4, stride: 2, dilation: 3, padding: 2 },
   { name: 'single input channel (depthwise loop)', x: [3, 1, 6, 6], w: [5, 1, 2, 3], stride: [2, 1], bias: true },
   { name: '1×1 fast path', x: [3, 8, 5, 5], w: [6, 8, 1, 1], bias: true },
   { name: '1×1 groups 2', x: [2, 8, 4, 3], w: [6, 4, 1, 1], groups: 2 },

@@ -1,16 +1,17 @@
 // CPU convolution, forward and backward, 1-D/2-D/3-D (always run as 3-D with unit dims).
 //
-// General path: per sample and group, im2col then one GEMM, Y_b[g] = W_b[g] · col_b[g].
-// The weight of sample b sits at w + b·wstride, with wstride 0 for a shared weight, so the
-// per-sample (KernelWarehouse) conv and the ordinary one are the same code.
-// Fast paths: a 1×1, stride-1, unpadded conv needs no im2col (the input already is the
-// column matrix), and a conv with one input channel per group (depthwise) is a direct loop,
-// since its GEMMs would have an inner dimension of only k·k.
-//
-// Threads: over samples when there are at least as many samples as threads (GEMM then runs
-// single-threaded inside); otherwise samples run one after another and each GEMM splits
-// itself over the threads. A shared dW is accumulated per thread chunk and summed in chunk
-// order afterwards, so results do not depend on scheduling.
+// General path: im2col then one GEMM per group, Y_b[g] = W_b[g] · col_b[g]. The weight of
+// sample b sits at w + b·wstride, with wstride 0 for a shared weight, so the per-sample
+// (KernelWarehouse) conv and the ordinary one are the same code.
+// - im2col runs in tiles of output rows sized to stay in L2 until the GEMM reads them.
+// - Shared weights with few output positions put several samples side by side in one GEMM.
+// - A 1×1, stride-1, unpadded conv needs no im2col: the input already is the column matrix.
+// - One input channel per group (depthwise) is a direct loop: its GEMMs would have an inner
+//   dimension of only k·k.
+// Threads: forward over (sample, row tile) items, backward over samples, GEMMs single-threaded
+// inside; with fewer items than threads, items run in turn and each GEMM splits itself. A
+// shared dW is accumulated per thread chunk and summed in chunk order afterwards, so results
+// do not depend on scheduling.
 #include <algorithm>
 #include <cstring>
 #include <vector>
