@@ -91,7 +91,7 @@ function openblasReference(sizes: number[], reps: number[]): Map<number, Timing>
 }
 
 function gemmRows(rows: Row[]): void {
-  const sizes = [1024, 2048], reps = [15, 5];
+  const sizes = [1024, 2048], reps = [20, 8];
   const ours = new Map<number, number>();
   for (let i = 0; i < sizes.length; i++) {
     const n = sizes[i];
@@ -123,7 +123,7 @@ function convRows(rows: Row[]): void {
   const wps = kw.mul(kw.randn([B, C, C, 3, 3]), kw.scalar(0.05));
   const dy = kw.randn([B, C, H, H]);
   for (const [label, weight] of [['shared', w], ['per-sample', wps]] as [string, kw.Tensor][]) {
-    const fwd = timeIt(() => kw.noGrad(() => kw.conv2d(x, weight, null, { padding: 1 }).dispose()), 9);
+    const fwd = timeIt(() => kw.noGrad(() => kw.conv2d(x, weight, null, { padding: 1 }).dispose()), 11);
     rows.push(row(`conv2d fwd ${label} [16,64,56,56]*[64,64,3,3]`, fwd, flopFwd));
     const fb = timeIt(() => {
       x.requiresGrad = weight.requiresGrad = true;
@@ -134,7 +134,7 @@ function convRows(rows: Row[]): void {
       weight.grad?.dispose();
       x.grad = weight.grad = null;
       x.requiresGrad = weight.requiresGrad = false;
-    }, 7);
+    }, 9);
     rows.push(row(`conv2d fwd+bwd ${label} (dx, dw)`, fb, 3 * flopFwd, 'fwd + dX + dW'));
   }
   for (const t of [x, w, wps, dy]) t.dispose();
