@@ -1,8 +1,480 @@
-// CPU conv kernels (to be filled by the conv op family).
+// CPU convolution, forward and backward, 1-D/2-D/3-D (always run as 3-D with unit dims).
+//
+// General path: im2col then one GEMM per group, Y_b[g] = W_b[g] · col_b[g]. The weight of
+// sample b sits at w + b·wstride, with wstride 0 for a shared weight, so the per-sample
+// (KernelWarehouse) conv and the ordinary one are the same code.
+// - im2col runs in tiles of output rows sized to stay in L2 until the GEMM reads them.
+// - Shared weights with few output positions put several samples side by side in one GEMM.
+// - A 1×1, stride-1, unpadded conv needs no im2col: the input already is the column matrix.
+// - One input channel per group (depthwise) is a direct loop: its GEMMs would have an inner
+//   dimension of only k·k.
+// Threads: forward over (sample, row tile) items, backward over samples, GEMMs single-threaded
+// inside; with fewer items than threads, items run in turn and each GEMM splits itself. A
+// shared dW is accumulated per thread chunk and summed in chunk order afterwards, so results
+// do not depend on scheduling.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/thread_pool.h"
 #include "cpu/tables.h"
 
-namespace kw::cpu {
+// Hot loops get an AVX2+FMA clone picked at load time; the baseline build is plain x86-64.
+#define KW_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
 
-const ConvKernels conv_kernels = {};
+namespace kw::cpu {
+namespace {
+
+// Output positions o in [0, n_out) whose input index o·s + off lies in [0, n_in): [lo, hi).
+inline void valid_range(int64_t n_out, int64_t n_in, int64_t s, int64_t off, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  int64_t last = n_in - 1 - off;
+  hi = last < 0 ? 0 : std::min(n_out, last / s + 1);
+  if (hi < lo) hi = lo;
+}
+
+// Input index along dim d for output index o and kernel tap k, or -1 when it falls in padding.
+inline int64_t in_index(const ConvGeometry& g, int d, int64_t o, int64_t k) {
+  int64_t i = o * g.stride[d] - g.pad_lo[d] + k * g.dilation[d];
+  return i >= 0 && i < g.in[d] ? i : -1;
+}
+
+struct Sizes {
+  int64_t Cg, Og, K, L, S, CgK;
+  int64_t x_b, y_b, w_b;  // per-sample strides of x, y and w (w_b = 0: shared weight)
+  bool direct;            // 1×1, stride 1, no padding: the column matrix is the input itself
+};
+
+Sizes sizes_of(const ConvGeometry& g) {
+  Sizes s;
+  s.Cg = g.in_per_group();
+  s.Og = g.out_per_group();
+  s.K = g.kernel_size();
+  s.L = g.out_spatial();
+  s.S = g.in_spatial();
+  s.CgK = s.Cg * s.K;
+  s.x_b = g.in_channels * s.S;
+  s.y_b = g.out_channels * s.L;
+  s.w_b = g.per_sample_weight ? g.weight_numel_per_sample() : 0;
+  s.direct = true;
+  for (int d = 0; d < 3; d++)
+    if (g.kernel[d] != 1 || g.stride[d] != 1 || g.pad_lo[d] != 0 || g.pad_hi[d] != 0) s.direct = false;
+  return s;
+}
+
+// Output rows: the (od, oh) pairs, numbered od·out[1] + oh, each out[2] positions long.
+// Calls fn(r - r0, id, ih) for rows r in [r0, r1) and kernel tap (kd, kh), with id/ih the
+// input row or -1 when it falls in the padding.
+template <typename F>
+inline void for_rows(const ConvGeometry& g, int64_t kd, int64_t kh, int64_t r0, int64_t r1, F&& fn) {
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t id = in_index(g, 0, r / g.out[1], kd);
+    fn(r - r0, id, id < 0 ? -1 : in_index(g, 1, r % g.out[1], kh));
+  }
+}
+
+// The columns of output rows [r0, r1) for channels [c0, c1) of x: col row c·K + k (leading
+// dimension ld) holds tap k of channel c, (r1 - r0)·out[2] columns.
+KW_SIMD_CLONES
+void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* col,
+            int64_t ld) {
+  const int64_t K = g.kernel_size(), S = g.in_spatial();
+  const int64_t OW = g.out[2], IW = g.in[2], sw = g.stride[2];
+  for (int64_t c = c0; c < c1; c++) {
+    const float* xc = x + c * S;
+    for (int64_t kd = 0; kd < g.kernel[0]; kd++)
+      for (int64_t kh = 0; kh < g.kernel[1]; kh++)
+        for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
+          float* row = col + (c * K + (kd * g.kernel[1] + kh) * g.kernel[2] + kx) * ld;
+          int64_t off = kx * g.dilation[2] - g.pad_lo[2], lo, hi;
+          valid_range(OW, IW, sw, off, lo, hi);
+          for_rows(g, kd, kh, r0, r1, [&](int64_t r, int64_t id, int64_t ih) {
+            float* dst = row + r * OW;
+            if (ih < 0) {
+              std::memset(dst, 0, size_t(OW) * sizeof(float));
+              return;
+            }
+            const float* src = xc + (id * g.in[1] + ih) * IW;
+            if (sw == 1 && OW >= 32) {  // long rows: library copies; short ones: no call overhead
+              std::memset(dst, 0, size_t(lo) * sizeof(float));
+              std::memcpy(dst + lo, src + lo + off, size_t(hi - lo) * sizeof(float));
+              std::memset(dst + hi, 0, size_t(OW - hi) * sizeof(float));
+              return;
+            }
+            for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
+            for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw + off];
+            for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.f;
+          });
+        }
+  }
+}
+
+// The adjoint of im2col: x (channels [c0, c1)) += the columns of output rows [r0, r1).
+KW_SIMD_CLONES
+void col2im(const ConvGeometry& g, const float* col, int64_t ld, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
+            float* x) {
+  const int64_t K = g.kernel_size(), S = g.in_spatial();
+  const int64_t OW = g.out[2], IW = g.in[2], sw = g.stride[2];
+  for (int64_t c = c0; c < c1; c++) {
+    float* xc = x + c * S;
+    for (int64_t kd = 0; kd < g.kernel[0]; kd++)
+      for (int64_t kh = 0; kh < g.kernel[1]; kh++)
+        for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
+          const float* row = col + (c * K + (kd * g.kernel[1] + kh) * g.kernel[2] + kx) * ld;
+          int64_t off = kx * g.dilation[2] - g.pad_lo[2], lo, hi;
+          valid_range(OW, IW, sw, off, lo, hi);
+          for_rows(g, kd, kh, r0, r1, [&](int64_t r, int64_t id, int64_t ih) {
+            if (ih < 0) return;
+            const float* src = row + r * OW;
+            float* dst = xc + (id * g.in[1] + ih) * IW;
+            if (sw == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow + off] += src[ow];
+            else for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw + off] += src[ow];
+          });
+        }
+  }
+}
+
+// Channel-parallel wrappers: inline inside a parallel loop, split over threads otherwise.
+void im2col_par(const ConvGeometry& g, const float* x, int64_t C, int64_t r0, int64_t r1, float* col, int64_t ld) {
+  int64_t work = g.kernel_size() * (r1 - r0) * g.out[2];
+  parallel_for(C, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work)),
+               [&](int64_t lo, int64_t hi) { im2col(g, x, lo, hi, r0, r1, col, ld); });
+}
+void col2im_par(const ConvGeometry& g, const float* col, int64_t ld, int64_t C, int64_t r0, int64_t r1, float* x) {
+  int64_t work = g.kernel_size() * (r1 - r0) * g.out[2];
+  parallel_for(C, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work)),
+               [&](int64_t lo, int64_t hi) { col2im(g, col, ld, lo, hi, r0, r1, x); });
+}
+
+StoragePtr scratch(int64_t n) { return n > 0 ? new_storage(DType::F32, n) : nullptr; }
+float* ptr(const StoragePtr& s) { return s ? s->as<float>() : nullptr; }
+
+// GEMMs narrower than this many columns lose speed; wider column tiles than needed fall out of L2.
+constexpr int64_t kMinCols = 256, kTileBytes = 512 << 10;
+
+// Output rows per im2col tile. A whole sample's column matrix (in/groups·k·k × positions) is
+// often several MB; tiles of a few hundred columns stay in L2 between im2col and the GEMM,
+// and GEMMs that wide still run at full speed. Whole samples when the GEMM itself should be
+// split over threads (few samples) or there is no im2col.
+int64_t rows_per_tile(const ConvGeometry& g, const Sizes& s, bool whole) {
+  const int64_t rows = g.out[0] * g.out[1];
+  if (whole || s.direct) return std::max<int64_t>(1, rows);
+  int64_t cols = std::max(kMinCols, kTileBytes / int64_t(sizeof(float)) / std::max<int64_t>(1, s.CgK));
+  return std::clamp<int64_t>((cols + g.out[2] - 1) / g.out[2], 1, std::max<int64_t>(1, rows));
+}
+
+// Samples per GEMM. With a shared weight and few output positions (late layers: 7×7, 4×4)
+// a per-sample GEMM is too narrow, so several samples' columns go side by side into one
+// GEMM, through a small output buffer. A per-sample weight cannot share a GEMM.
+int64_t samples_per_gemm(const ConvGeometry& g, const Sizes& s) {
+  if (g.per_sample_weight || s.L >= kMinCols) return 1;
+  return std::clamp<int64_t>((2 * kMinCols + s.L - 1) / s.L, 1, std::max<int64_t>(1, g.batch));
+}
+
+// Runs fn(chunk, i0, i1) over items [0, n) split into chunks: one per thread when items are
+// plentiful, else a single chunk run outside any parallel region (so its GEMMs go parallel).
+// Returns the number of chunks.
+template <typename F>
+int64_t over_items(int64_t n, F&& fn) {
+  int64_t threads = in_parallel_region() ? 1 : num_threads();
+  int64_t chunks = n >= threads ? std::min(threads, n) : 1;
+  if (chunks <= 1) {
+    if (n > 0) fn(0, 0, n);
+    return n > 0 ? 1 : 0;
+  }
+  parallel_for(chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; c++) fn(c, c * n / chunks, (c + 1) * n / chunks);
+  });
+  return chunks;
+}
+
+// True when over_items(n) would run one chunk on several threads' GEMMs.
+bool single_chunk(int64_t n) {
+  int64_t threads = in_parallel_region() ? 1 : num_threads();
+  return threads > 1 && n < threads;
+}
+
+// ---- depthwise (one input channel per group): direct loops ----
+
+// Visits every (output row, kernel tap) pair of one channel that touches the input:
+// fn(y row offset, x row offset, tap k, off, lo, hi): output i of the row reads input
+// i·stride + off of the x row, for i in [lo, hi).
+template <typename F>
+inline void for_taps(const ConvGeometry& g, F&& fn) {
+  const int64_t OW = g.out[2], IW = g.in[2], rows = g.out[0] * g.out[1];
+  for (int64_t kd = 0; kd < g.kernel[0]; kd++)
+    for (int64_t kh = 0; kh < g.kernel[1]; kh++)
+      for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
+        int64_t k = (kd * g.kernel[1] + kh) * g.kernel[2] + kx;
+        int64_t off = kx * g.dilation[2] - g.pad_lo[2], lo, hi;
+        valid_range(OW, IW, g.stride[2], off, lo, hi);
+        if (lo >= hi) continue;
+        for_rows(g, kd, kh, 0, rows, [&](int64_t r, int64_t id, int64_t ih) {
+          if (ih >= 0) fn(r * OW, (id * g.in[1] + ih) * IW, k, off, lo, hi);
+        });
+      }
+}
+
+// y (one output plane) = bias + Σ_taps w[k] · x (its input plane).
+KW_SIMD_CLONES
+void depthwise_plane(const ConvGeometry& g, const float* x, const float* w, float bias, float* y) {
+  const int64_t sw = g.stride[2];
+  std::fill(y, y + g.out_spatial(), bias);
+  for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t lo, int64_t hi) {
+    const float wk = w[k];
+    const float* xs = x + xr;
+    float* yd = y + yr;
+    if (sw == 1) for (int64_t i = lo; i < hi; i++) yd[i] += wk * xs[i + off];
+    else for (int64_t i = lo; i < hi; i++) yd[i] += wk * xs[i * sw + off];
+  });
+}
+
+// dx (one input plane) += Σ_taps w[k] · dy (one output plane) scattered back.
+KW_SIMD_CLONES
+void depthwise_plane_dx(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const int64_t sw = g.stride[2];
+  for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t lo, int64_t hi) {
+    const float wk = w[k];
+    const float* ds = dy + yr;
+    float* d = dx + xr;
+    if (sw == 1) for (int64_t i = lo; i < hi; i++) d[i + off] += wk * ds[i];
+    else for (int64_t i = lo; i < hi; i++) d[i * sw + off] += wk * ds[i];
+  });
+}
+
+// acc[k] += Σ_positions dy · x at tap k, for one (output plane, input plane) pair.
+KW_SIMD_CLONES
+void depthwise_plane_dw(const ConvGeometry& g, const float* dy, const float* x, double* acc) {
+  const int64_t sw = g.stride[2];
+  for_taps(g, [&](int64_t yr, int64_t xr, int64_t k, int64_t off, int64_t lo, int64_t hi) {
+    const float* xs = x + xr;
+    const float* ds = dy + yr;
+    // Eight partial sums: the compiler may not reorder a float reduction itself.
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = lo;
+    if (sw == 1) {
+      for (; i + 8 <= hi; i += 8)
+        for (int q = 0; q < 8; q++) p[q] += ds[i + q] * xs[i + q + off];
+      for (; i < hi; i++) p[0] += ds[i] * xs[i + off];
+    } else {
+      for (; i < hi; i++) p[0] += ds[i] * xs[i * sw + off];
+    }
+    acc[k] += double((p[0] + p[1]) + (p[2] + p[3])) + double((p[4] + p[5]) + (p[6] + p[7]));
+  });
+}
+
+int64_t plane_grain(const Sizes& s, int64_t planes_per_item) {
+  return std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, planes_per_item * s.L * s.K));
+}
+
+void depthwise_forward(const ConvGeometry& g, const Sizes& s, const float* x, const float* w,
+                       const float* bias, float* y) {
+  const int64_t O = g.out_channels;
+  parallel_for(g.batch * O, plane_grain(s, 1), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+      int64_t b = i / O, o = i % O;
+      depthwise_plane(g, x + b * s.x_b + (o / s.Og) * s.S, w + b * s.w_b + o * s.K, bias ? bias[o] : 0.f,
+                      y + b * s.y_b + o * s.L);
+    }
+  });
+}
+
+void depthwise_backward(const ConvGeometry& g, const Sizes& s, const float* dy, const float* x,
+                        const float* w, float* dx, float* dw) {
+  const int64_t B = g.batch, C = g.in_channels, O = g.out_channels;
+  if (dx) {
+    // One task per input plane: all of its outputs' contributions land only there.
+    parallel_for(B * C, plane_grain(s, s.Og), [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) {
+        int64_t b = i / C, c = i % C;
+        float* dxc = dx + b * s.x_b + c * s.S;
+        std::fill(dxc, dxc + s.S, 0.f);
+        for (int64_t o = c * s.Og; o < (c + 1) * s.Og; o++)
+          depthwise_plane_dx(g, dy + b * s.y_b + o * s.L, w + b * s.w_b + o * s.K, dxc);
+      }
+    });
+  }
+  if (dw) {
+    // One task per output channel (and sample, when per-sample): a shared dW sums the batch
+    // inside its task, so no two tasks write the same weights.
+    const int64_t nb = g.per_sample_weight ? B : 1;
+    parallel_for(nb * O, plane_grain(s, B / nb), [&](int64_t lo, int64_t hi) {
+      std::vector<double> acc(size_t(s.K));
+      for (int64_t i = lo; i < hi; i++) {
+        int64_t o = i % O, c = o / s.Og;
+        int64_t b0 = g.per_sample_weight ? i / O : 0, b1 = g.per_sample_weight ? b0 + 1 : B;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t b = b0; b < b1; b++)
+          depthwise_plane_dw(g, dy + b * s.y_b + o * s.L, x + b * s.x_b + c * s.S, acc.data());
+        float* dwo = dw + b0 * s.w_b + o * s.K;
+        for (int64_t k = 0; k < s.K; k++) dwo[k] = float(acc[size_t(k)]);
+      }
+    });
+  }
+}
+
+// ---- forward ----
+
+// Work items are blocks of (samples, output rows): one sample and a tile of rows, or, for
+// narrow layers, several whole samples. Items, not samples, go to threads, so threads stay
+// busy with fewer samples than threads; each thread chunk allocates its buffers once.
+void conv_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  Sizes s = sizes_of(g);
+  const int64_t B = g.batch;
+  if (B == 0 || s.L == 0) return;
+  if (s.Cg == 1 && !s.direct) return depthwise_forward(g, s, x, w, bias, y);
+  const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
+  const int64_t nb = samples_per_gemm(g, s), blocks = (B + nb - 1) / nb;
+  int64_t rpt = nb > 1 ? rows : rows_per_tile(g, s, false);
+  int64_t tiles = (rows + rpt - 1) / rpt;
+  if (single_chunk(blocks * tiles)) {  // too few items: whole blocks, threaded GEMMs
+    rpt = rows;
+    tiles = 1;
+  }
+  const bool direct = s.direct && nb == 1;  // else even a 1×1 conv gathers its columns
+  over_items(blocks * tiles, [&](int64_t, int64_t i0, int64_t i1) {
+    StoragePtr col = direct ? nullptr : scratch(s.CgK * nb * rpt * OW);
+    StoragePtr ybuf = nb > 1 ? scratch(s.Og * nb * s.L) : nullptr;
+    for (int64_t i = i0; i < i1; i++) {
+      const int64_t b0 = (i / tiles) * nb, b1 = std::min(B, b0 + nb);
+      const int64_t r0 = (i % tiles) * rpt, r1 = std::min(rows, r0 + rpt);
+      const int64_t m = (r1 - r0) * OW, n = (b1 - b0) * m;  // columns per sample, in all
+      for (int64_t gr = 0; gr < g.groups; gr++) {
+        const float* cm = x + b0 * s.x_b + gr * s.Cg * s.S + r0 * OW;
+        int64_t ld = s.L;
+        if (!direct) {
+          for (int64_t b = b0; b < b1; b++)
+            im2col_par(g, x + b * s.x_b + gr * s.Cg * s.S, s.Cg, r0, r1, ptr(col) + (b - b0) * m, n);
+          cm = ptr(col);
+          ld = n;
+        }
+        const float* wg = w + b0 * s.w_b + gr * s.Og * s.CgK;
+        if (nb == 1) {
+          float* yg = y + b0 * s.y_b + gr * s.Og * s.L + r0 * OW;
+          if (bias)
+            for (int64_t o = 0; o < s.Og; o++) std::fill(yg + o * s.L, yg + o * s.L + n, bias[gr * s.Og + o]);
+          gemm_kernels.gemm(false, false, s.Og, n, s.CgK, 1.f, wg, s.CgK, cm, ld, bias ? 1.f : 0.f, yg, s.L);
+        } else {
+          gemm_kernels.gemm(false, false, s.Og, n, s.CgK, 1.f, wg, s.CgK, cm, ld, 0.f, ptr(ybuf), n);
+          for (int64_t b = b0; b < b1; b++)
+            for (int64_t o = 0; o < s.Og; o++) {
+              const float* src = ptr(ybuf) + o * n + (b - b0) * m;
+              float* dst = y + b * s.y_b + (gr * s.Og + o) * s.L;
+              const float bo = bias ? bias[gr * s.Og + o] : 0.f;
+              for (int64_t l = 0; l < m; l++) dst[l] = src[l] + bo;
+            }
+        }
+      }
+    }
+  });
+}
+
+// ---- backward ----
+
+void bias_backward(const ConvGeometry& g, const Sizes& s, const float* dy, float* db) {
+  parallel_for(g.out_channels, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, g.batch * s.L)), [&](int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; o++) {
+      double acc = 0;
+      for (int64_t b = 0; b < g.batch; b++) {
+        const float* p = dy + b * s.y_b + o * s.L;
+        float part = 0;
+        for (int64_t i = 0; i < s.L; i++) part += p[i];
+        acc += part;
+      }
+      db[o] = float(acc);
+    }
+  });
+}
+
+// Threads over samples: col2im of one sample's tiles overlap, and a per-sample dW sums over
+// its tiles, so a sample stays on one thread. Within a thread, blocks as in the forward.
+void conv_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx,
+                   float* dw, float* db) {
+  Sizes s = sizes_of(g);
+  const int64_t B = g.batch;
+  if (db) bias_backward(g, s, dy, db);
+  if (!dx && !dw) return;
+  const int64_t wn = g.weight_numel_per_sample();
+  if (B == 0 || s.L == 0) {
+    if (dx) std::memset(dx, 0, size_t(B * s.x_b) * sizeof(float));
+    if (dw) std::memset(dw, 0, size_t((g.per_sample_weight ? B : 1) * wn) * sizeof(float));
+    return;
+  }
+  if (s.Cg == 1 && !s.direct) return depthwise_backward(g, s, dy, x, w, dx, dw);
+  const bool shared_dw = dw && !g.per_sample_weight;
+  const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
+  const int64_t nb = samples_per_gemm(g, s);
+  const int64_t rpt = nb > 1 ? rows : rows_per_tile(g, s, single_chunk(B));
+  const bool direct = s.direct && nb == 1;
+  std::vector<StoragePtr> partial(size_t(std::max(1, num_threads())));  // shared dW of chunks ≥ 1
+  int64_t chunks = over_items(B, [&](int64_t chunk, int64_t c0, int64_t c1) {
+    const int64_t cols = nb * rpt * OW;
+    StoragePtr col = dw && !direct ? scratch(s.CgK * cols) : nullptr;
+    StoragePtr dcol = dx && !direct ? scratch(s.CgK * cols) : nullptr;
+    StoragePtr dybuf = nb > 1 ? scratch(s.Og * cols) : nullptr;
+    float* dw_acc = nullptr;
+    if (shared_dw) {
+      if (chunk > 0) partial[size_t(chunk)] = scratch(wn);
+      dw_acc = chunk == 0 ? dw : ptr(partial[size_t(chunk)]);
+    }
+    for (int64_t b0 = c0; b0 < c1; b0 += nb) {
+      const int64_t b1 = std::min(c1, b0 + nb);
+      if (dx && !direct) std::memset(dx + b0 * s.x_b, 0, size_t((b1 - b0) * s.x_b) * sizeof(float));
+      for (int64_t r0 = 0; r0 < rows; r0 += rpt) {
+        const int64_t r1 = std::min(rows, r0 + rpt), m = (r1 - r0) * OW, n = (b1 - b0) * m;
+        for (int64_t gr = 0; gr < g.groups; gr++) {
+          const float* dyg = dy + b0 * s.y_b + gr * s.Og * s.L + r0 * OW;
+          int64_t lddy = s.L;
+          if (nb > 1) {  // several samples' dY side by side
+            for (int64_t b = b0; b < b1; b++)
+              for (int64_t o = 0; o < s.Og; o++)
+                std::memcpy(ptr(dybuf) + o * n + (b - b0) * m, dy + b * s.y_b + (gr * s.Og + o) * s.L,
+                            size_t(m) * sizeof(float));
+            dyg = ptr(dybuf);
+            lddy = n;
+          }
+          if (dw) {
+            const float* cm = x + b0 * s.x_b + gr * s.Cg * s.S + r0 * OW;
+            int64_t ld = s.L;
+            if (!direct) {
+              for (int64_t b = b0; b < b1; b++)
+                im2col_par(g, x + b * s.x_b + gr * s.Cg * s.S, s.Cg, r0, r1, ptr(col) + (b - b0) * m, n);
+              cm = ptr(col);
+              ld = n;
+            }
+            // dW[g] (+)= dY[g] · colᵀ, from zero at the first tile (shared: of the chunk's first block).
+            float* dwg = (shared_dw ? dw_acc : dw + b0 * s.w_b) + gr * s.Og * s.CgK;
+            float beta = r0 > 0 || (shared_dw && b0 > c0) ? 1.f : 0.f;
+            gemm_kernels.gemm(false, true, s.Og, s.CgK, n, 1.f, dyg, lddy, cm, ld, beta, dwg, s.CgK);
+          }
+          if (dx) {
+            // dcol = W[g]ᵀ · dY[g]; for the 1×1 fast path that already is dX[g].
+            const float* wg = w + b0 * s.w_b + gr * s.Og * s.CgK;
+            if (direct) {
+              float* dxg = dx + b0 * s.x_b + gr * s.Cg * s.S + r0 * OW;
+              gemm_kernels.gemm(true, false, s.CgK, n, s.Og, 1.f, wg, s.CgK, dyg, lddy, 0.f, dxg, s.L);
+            } else {
+              gemm_kernels.gemm(true, false, s.CgK, n, s.Og, 1.f, wg, s.CgK, dyg, lddy, 0.f, ptr(dcol), n);
+              for (int64_t b = b0; b < b1; b++)
+                col2im_par(g, ptr(dcol) + (b - b0) * m, n, s.Cg, r0, r1, dx + b * s.x_b + gr * s.Cg * s.S);
+            }
+          }
+        }
+      }
+    }
+  });
+  if (shared_dw && chunks > 1) {
+    parallel_for(wn, 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t c = 1; c < chunks; c++) {
+        const float* p = ptr(partial[size_t(c)]);
+        for (int64_t i = lo; i < hi; i++) dw[i] += p[i];
+      }
+    });
+  }
+}
+
+}  // namespace
+
+const ConvKernels conv_kernels = {conv_forward, conv_backward};
 
 }  // namespace kw::cpu
