@@ -9,3 +9,4 @@ export * from './ops/matmul';
 export * from './ops/layout';
 export { ArgumentError } from './errors';
 export { memoryStats, buildInfo, setNumThreads, numThreads, emptyCache } from './runtime';
+export * from './ops/kw';
