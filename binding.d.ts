@@ -69,6 +69,18 @@ export interface Binding {
   scatter(dst: Storage, src: Storage, shape: number[], strides: number[], offset: number): void;
   cast(src: Storage, dtype: NativeDType): Storage;
 
+  // convolutions, 1-D/2-D/3-D (native/binding/conv.cpp). PyTorch semantics: x [B, C, spatial...],
+  // w [out, C/groups, k...], or per-sample w [B, out, C/groups, k...] (one more dim than x: sample b
+  // uses w[b]). stride/dilation: one entry per spatial dim; padding: one per spatial dim (both
+  // sides) or 2·dims (all leading sides, then all trailing sides). bias: [out] or null.
+  convForward(x: Storage, xShape: number[], w: Storage, wShape: number[], bias: Storage | null,
+              stride: number[], padding: number[], dilation: number[], groups: number): Storage;
+  // Returns [dx, dw, db], each null unless asked for; dw has wShape (per-sample too).
+  // dx reads only w and dw reads only x: the other may be null.
+  convBackward(dy: Storage, x: Storage | null, xShape: number[], w: Storage | null, wShape: number[],
+               stride: number[], padding: number[], dilation: number[], groups: number,
+               needDx: boolean, needDw: boolean, needDb: boolean): [Storage | null, Storage | null, Storage | null];
+
   // counter-based random draws (native/binding/random.cpp)
   uniform(numel: number, seed: number, offset: number, low: number, high: number): Storage;
   normal(numel: number, seed: number, offset: number, mean: number, std: number): Storage;

@@ -7,6 +7,7 @@ export * from './ops/elementwise';
 export * from './ops/reduce';
 export * from './ops/matmul';
 export * from './ops/layout';
+export * from './ops/conv';
 export { ArgumentError } from './errors';
 export { memoryStats, buildInfo, setNumThreads, numThreads, emptyCache } from './runtime';
 export * from './ops/kw';
