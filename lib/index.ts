@@ -11,3 +11,6 @@ export * from './ops/conv';
 export { ArgumentError } from './errors';
 export { memoryStats, buildInfo, setNumThreads, numThreads, emptyCache } from './runtime';
 export * from './ops/kw';
+export * from './nn/module';
+export * from './nn/layers';
+export * from './kw';
