@@ -1,5 +1,5 @@
 // KernelWarehouse: the warehouse manager, its layers, the attention, and the planner.
-export { WarehouseManager, updateTemperature, annealedTemperature } from './manager';
+export { WarehouseManager, updateTemperature } from './manager';
 export type { WarehouseManagerOptions, ReservedLayer } from './manager';
 export { KWConvNd, KWConv1d, KWConv2d, KWConv3d, KWLinear } from './layers';
 export type { CellSource } from './layers';

@@ -128,23 +128,9 @@ export class WarehouseManager extends Module implements CellSource {
 }
 
 /**
- * Sets τ on every KW attention under `module` (upstream's net_update_temperature).
+ * Sets τ on every KW attention under `module` (upstream's net_update_temperature); the schedule is lib/train/schedule.ts temperature().
  * @example updateTemperature(model, 0.5);
  */
 export function updateTemperature(module: Module, t: number): void {
   for (const m of module.modules()) if (m instanceof KWAttention) m.updateTemperature(t);
-}
-
-/**
- * τ after `iteration` (0-based) of `epoch`: linear from tempInitValue to 0 over tempEpoch epochs,
- * max(0, τ₀·(total − current)/total), total = itersPerEpoch·tempEpoch,
- * current = itersPerEpoch·epoch + iteration + 1 (upstream's training loop).
- * @example updateTemperature(model, annealedTemperature(epoch, i, loader.length, 20));
- */
-export function annealedTemperature(epoch: number, iteration: number, itersPerEpoch: number, tempEpoch: number,
-  tempInitValue = 1): number {
-  const total = itersPerEpoch * tempEpoch;
-  if (!(total > 0)) return 0;
-  const current = itersPerEpoch * epoch + iteration + 1;
-  return Math.max(0, (tempInitValue * (total - current)) / total);
 }
