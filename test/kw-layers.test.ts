@@ -342,6 +342,25 @@ t.test('disabled layers are plain PyTorch layers', async (t) => {
   t.equal(relErr(c.forward(x), kw.conv2d(x, c.weight, c.bias, { stride: 2, padding: 1 })), 0);
 });
 
+t.test('a KW training loop keeps native memory flat', async (t) => {
+  const net = new Net({ nonlocalBasisRatio: 0.5, sharingRange: 'layer_conv' },
+    [c2(4, 4, 3, 'stage0_layer0_conv0', { padding: 1 }), c2(4, 6, 3, 'stage0_layer1_conv1', { padding: 1, stride: 2 }),
+      c2(6, 3, 1, 'stage0_layer0_fc0', { layerType: 'linear' })], 9);
+  const x = randomTensor([2, 4, 6, 6], 1);
+  const step = (): void => {
+    kw.tidy(() => {
+      const h = net.layers.at(1).forward(net.layers.at(0).forward(x));
+      const y = net.layers.at(2).forward(kw.mean(h, [2, 3]));
+      sum(y).backward();
+    });
+    net.zeroGrad();
+  };
+  step();
+  const before = kw.memoryStats().liveBytes;
+  for (let i = 0; i < 20; i++) step();
+  t.equal(kw.memoryStats().liveBytes, before, 'live bytes unchanged after 20 steps');
+});
+
 t.test('errors', async (t) => {
   const wm = new WarehouseManager();
   const layer = wm.reserve(c2(4, 4, 3, 'a')) as KWConvNd;

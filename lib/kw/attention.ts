@@ -62,6 +62,11 @@ export class KWAttention extends Module {
     this.tempBias = keep(tensor(tempBias, [tempBias.length]));
   }
 
+  dispose(): void {
+    super.dispose();
+    this.tempBias.dispose();
+  }
+
   updateTemperature(t: number): void {
     if (typeof t !== 'number' || Number.isNaN(t)) throw new Error(`updateTemperature: expected a number, got ${t}`);
     this.tempValue = t;
