@@ -17,15 +17,20 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function timeIt(fn: () => void, reps: number, warmup = 1): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const t: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    t.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  return median(t);
+/**
+ * Median wall times in ms of each fn over `reps` rounds, after one warm-up round. The fns run
+ * interleaved, round by round, so a change in machine load hits them alike (the cores are shared).
+ */
+function timeAll(fns: (() => void)[], reps: number): number[] {
+  for (const f of fns) f();
+  const t: number[][] = fns.map(() => []);
+  for (let i = 0; i < reps; i++)
+    fns.forEach((f, k) => {
+      const t0 = process.hrtime.bigint();
+      f();
+      t[k].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    });
+  return t.map(median);
 }
 
 /** The stage: four 64→64 3×3 convs in one warehouse, as KW-ResNet-18 (kw1x) builds layer1. */
@@ -70,42 +75,48 @@ export function benchKw(print = true): BenchRow[] {
   const assembleFlop = 2 * B * m * n * cell;
   const reps = 5;
 
-  const kwFwd = timeIt(() => kw.noGrad(() => layer.forward(x).dispose()), reps);
-  add('KW conv 3×3 fwd [64,64,32,32], kw1x stage warehouse (n=36)', kwFwd, convFlop + assembleFlop,
-    `m=${m}, cells ${n}×64×64; train mode`);
-  const params = net.parameters();
-  x.requiresGrad = true;
-  const kwFb = timeIt(() => forwardBackward([...params, x], () => layer.forward(x), dy), reps);
-  add('KW conv 3×3 fwd+bwd', kwFb, 3 * (convFlop + assembleFlop), 'grads to x, warehouse, attention');
-  x.requiresGrad = false;
-
   const plain = new kw.Conv2d(C, C, 3, { padding: 1, bias: false, generator: g });
-  const convFwd = timeIt(() => kw.noGrad(() => plain.forward(x).dispose()), reps);
-  add('plain conv 3×3 fwd (same shape)', convFwd, convFlop, `KW/plain = ${(kwFwd / convFwd).toFixed(2)}`);
-  x.requiresGrad = true;
-  const convFb = timeIt(() => forwardBackward([plain.weight, x], () => plain.forward(x), dy), reps);
-  add('plain conv 3×3 fwd+bwd', convFb, 3 * convFlop, `KW/plain = ${(kwFb / convFb).toFixed(2)}`);
-  x.requiresGrad = false;
+  const kwParams = [...net.parameters(), x];
+  const withGrad = (f: () => void) => () => {
+    x.requiresGrad = true;
+    f();
+    x.requiresGrad = false;
+  };
+  const [kwFwd, convFwd, kwFb, convFb] = timeAll([
+    () => kw.noGrad(() => layer.forward(x).dispose()),
+    () => kw.noGrad(() => plain.forward(x).dispose()),
+    withGrad(() => forwardBackward(kwParams, () => layer.forward(x), dy)),
+    withGrad(() => forwardBackward([plain.weight, x], () => plain.forward(x), dy)),
+  ], 7);
+  add('KW conv 3×3 fwd [64,64,32,32], kw1x stage warehouse (n=36)', kwFwd, convFlop + assembleFlop,
+    `m=${m}, cells ${n}×64×64, train mode; KW/plain = ${(kwFwd / convFwd).toFixed(2)}`);
+  add('plain conv 3×3 fwd (same shape)', convFwd, convFlop);
+  add('KW conv 3×3 fwd+bwd', kwFb, 3 * (convFlop + assembleFlop),
+    `grads to x, warehouse, attention; KW/plain = ${(kwFb / convFb).toFixed(2)}`);
+  add('plain conv 3×3 fwd+bwd', convFb, 3 * convFlop);
 
-  // The assembly alone: α [B·m, n] · E [n, 64·64] written as per-sample kernels.
+  // The assembly alone: α [B·m, n] · E [n, 64·64] written as per-sample kernels, beside the
+  // same product as one plain matmul (no relayout) and a square GEMM: the machine's rate.
   const alpha = kw.randn([B * m, n], { generator: g });
   const cells = manager.cells(plan.warehouseIndex);
   const geom = { groupsSpatial: plan.grid.groupsSpatial, groupsOutChannel: plan.grid.groupsOutChannel,
     groupsInChannel: plan.grid.groupsInChannel, kernelSize: [3, 3] };
-  const asmFwd = timeIt(() => kw.noGrad(() => kw.kwAssemble(alpha, cells, geom).dispose()), 10);
-  add(`assembly fwd α[${B * m},${n}]·E[${n},${cell}] → [64,64,64,3,3]`, asmFwd, assembleFlop);
-  alpha.requiresGrad = true;
   const dw = kw.randn([B, C, C, 3, 3], { generator: g });
-  const asmFb = timeIt(() => forwardBackward([alpha, cells], () => kw.kwAssemble(alpha, cells, geom), dw), 10);
-  add('assembly fwd+bwd (dα = dW·Eᵀ, dE = Σ αᵀ·dW)', asmFb, 3 * assembleFlop);
-  alpha.requiresGrad = false;
-
-  // The machine's GEMM rate: the same product as one plain matmul, and a square one.
   const e2 = kw.reshape(cells, [n, cell]);
-  const flat = timeIt(() => kw.noGrad(() => kw.matmul(alpha, e2).dispose()), 10);
-  add(`GEMM [${B * m},${n}]·[${n},${cell}] (kw.matmul, no relayout)`, flat, assembleFlop);
   const sq = kw.randn([1024, 1024], { generator: g });
-  const sqMs = timeIt(() => kw.matmul(sq, sq).dispose(), 5);
+  const [asmFwd, asmFb, flat, sqMs] = timeAll([
+    () => kw.noGrad(() => kw.kwAssemble(alpha, cells, geom).dispose()),
+    () => {
+      alpha.requiresGrad = true;
+      forwardBackward([alpha, cells], () => kw.kwAssemble(alpha, cells, geom), dw);
+      alpha.requiresGrad = false;
+    },
+    () => kw.noGrad(() => kw.matmul(alpha, e2).dispose()),
+    () => kw.noGrad(() => kw.matmul(sq, sq).dispose()),
+  ], 9);
+  add(`assembly fwd α[${B * m},${n}]·E[${n},${cell}] → [64,64,64,3,3]`, asmFwd, assembleFlop);
+  add('assembly fwd+bwd (dα = dW·Eᵀ, dE = Σ αᵀ·dW)', asmFb, 3 * assembleFlop);
+  add(`GEMM [${B * m},${n}]·[${n},${cell}] (kw.matmul, no relayout)`, flat, assembleFlop);
   add('GEMM 1024³ (kw.matmul): the machine rate', sqMs, 2 * 1024 ** 3);
   const machine = rows[rows.length - 1].gflops ?? 1;
   for (const r of rows)

@@ -1,6 +1,7 @@
 // The fused KernelWarehouse kernels (attention head, cell assembly) against references composed
 // of basic ops, and their gradients by finite differences. Run: npx tap test/kw.test.ts
 import t from 'tap';
+import * as kw from '../lib';
 import { native } from '../lib/native';
 import { Tensor, kwAssemble, kwAttention, mul, sum, tensor } from '../lib';
 import type { KWAttentionOptions, KWAttentionParams } from '../lib';
@@ -182,6 +183,27 @@ t.test('assembly: fused kernel against matmul + permute', async (t) => {
         }
       });
     }
+  }
+});
+
+t.test('assembly: several chunks per thread (dE accumulated across chunks)', async (t) => {
+  // One thread and 120 samples of a 64→64 3×3 kernel: the scratch cap splits the batch into 3 chunks.
+  const threads = kw.numThreads();
+  kw.setNumThreads(1);
+  try {
+    const g = { groupsSpatial: 9, groupsOutChannel: 1, groupsInChannel: 1, kernelSize: [3, 3] };
+    const a0 = randomTensor([120 * 9, 5], 901, 1), e0 = randomTensor([5, 64, 64, 1, 1], 902, 1);
+    const [aa, ea, ab, eb] = [a0, e0, a0, e0].map((x) => { const y = copyOf(x)!; y.requiresGrad = true; return y; });
+    const w = kwAssemble(aa, ea, g);
+    const ref = referenceAssemble(ab, eb, g);
+    close(t, w, ref, 'W');
+    const gw = randomTensor([...w.shape], 903, 1);
+    sum(mul(w, gw)).backward();
+    sum(mul(ref, gw)).backward();
+    close(t, aa.grad!, ab.grad!, 'dα', 1e-4);
+    close(t, ea.grad!, eb.grad!, 'dE', 1e-4);
+  } finally {
+    kw.setNumThreads(threads);
   }
 });
 

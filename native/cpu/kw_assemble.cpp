@@ -1,7 +1,7 @@
 // CPU kernels of KernelWarehouse's cell assembly: each sample's kernel is α_b (m×n) · E (n×cell),
 // laid out as upstream's permute of [gs, goc, gic, co, ci, ck] into [goc·co, gic·ci, gs·ck].
-// Threads take chunks of samples; each chunk's product lands in a cache-sized scratch and is
-// written straight into the kernel layout from there (no full-size intermediate, no second pass).
+// Threads take chunks of samples; each chunk's product lands in a per-thread scratch and is
+// written into the kernel layout from there while it is still in cache (no whole-batch pass).
 // Backward gathers dW the same way and runs dα = dW·Eᵀ and dE += αᵀ·dW per chunk.
 #include <algorithm>
 #include <cstring>
@@ -14,11 +14,13 @@
 namespace kw::cpu::kwk {
 namespace {
 
-// Samples per chunk: enough rows to amortise GEMM packing of E, few enough that the
-// chunk's product stays in L2 while it is scattered.
+// Samples per chunk: one chunk per thread, so E is packed once per thread and the GEMMs are
+// tall (dE = αᵀ·dW gets K = chunk·m), capped so the scratch stays well inside L3.
 int64_t chunk_samples(const KwAssemblyDims& d) {
   const int64_t per_sample = std::max<int64_t>(1, d.mixtures * d.cell_size());
-  return std::max<int64_t>(1, std::min<int64_t>(d.batch, (int64_t(1) << 17) / per_sample));
+  const int64_t threads = num_threads();
+  const int64_t per_thread = (d.batch + threads - 1) / threads;
+  return std::max<int64_t>(1, std::min<int64_t>(per_thread, (int64_t(1) << 21) / per_sample));
 }
 
 // Moves one sample between the product layout T [gs, goc, gic | co, ci, ck] and the kernel
