@@ -17,7 +17,7 @@ function maxAbs(a: ArrayLike<number>): number {
 }
 
 /** |a − b| ≤ tol · max(1, max|b|), the golden tolerance rule. */
-function close(t: Tap.Test, a: Tensor, b: Tensor | ArrayLike<number>, what: string, tol = 2e-5): void {
+function close(t: tap.Test, a: Tensor, b: Tensor | ArrayLike<number>, what: string, tol = 2e-5): void {
   const bd = b instanceof Tensor ? (b.data() as Float32Array) : b;
   const err = maxAbsDiff(a.data() as Float32Array, bd);
   t.ok(err <= tol * Math.max(1, maxAbs(bd)), `${what}: max error ${err.toExponential(2)}`);
