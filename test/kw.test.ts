@@ -207,6 +207,17 @@ t.test('assembly: several chunks per thread (dE accumulated across chunks)', asy
   }
 });
 
+t.test('realistic sizes are accepted (dims are checked one by one, not as a product)', async (t) => {
+  const c: AttentionCase = { name: 'large', B: 2, C: 256, spatial: [7, 7], H: 16, m: 9, n: 100, norm: 'layernorm', training: false,
+    temperature: 0.3, basis: { numLocal: 9, numBasis: 45, start: 50 } };
+  const { x, params } = attentionInputs(c, 11);
+  const alpha = kwAttention(x, params, optionsOf(c));
+  close(t, alpha, referenceAttention(x, params, optionsOf(c)).alpha, 'α');
+  const cells = randomTensor([100, 64, 64, 1, 1], 12);
+  const w = kwAssemble(alpha, cells, { groupsSpatial: 9, groupsOutChannel: 1, groupsInChannel: 1, kernelSize: [3, 3] });
+  t.same(w.shape, [2, 64, 64, 3, 3]);
+});
+
 t.test('bad arguments give errors naming them', async (t) => {
   const c = attentionCases[0];
   const { x, params } = attentionInputs(c, 1);

@@ -6,11 +6,27 @@
 namespace kw::binding {
 namespace {
 
+// A list of sizes: each entry range-checked alone (arg_shape would also bound their product,
+// which means nothing for a list of unrelated dimensions).
+Shape arg_dims(const Napi::CallbackInfo& info, size_t i, size_t count, const char* what) {
+  if (i >= info.Length() || !info[i].IsArray())
+    throw Napi::TypeError::New(info.Env(), "'dims' must be an array of integers");
+  auto arr = info[i].As<Napi::Array>();
+  KW_CHECK(arr.Length() == count, "'dims' must be ", what, ", got ", arr.Length(), " entries");
+  Shape v(count);
+  for (uint32_t k = 0; k < count; k++) {
+    Napi::Value e = arr[k];
+    double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= double(kMaxNumel) && d == double(int64_t(d))))
+      throw Napi::TypeError::New(info.Env(), "'dims' must hold non-negative integers (entry " + std::to_string(k) + ")");
+    v[k] = int64_t(d);
+  }
+  return v;
+}
+
 // dims = [B, C, S, H, m, n, norm, L, K, start]; then temperature, eps, momentum.
 KwAttentionDims arg_attention_dims(const Napi::CallbackInfo& info, size_t i) {
-  Shape v = arg_shape(info, i, "dims");
-  KW_CHECK(v.size() == 10, "'dims' must be [batch, channels, spatial, hidden, mixtures, cells, norm, "
-                           "numLocal, numBasis, start], got ", v.size(), " entries");
+  Shape v = arg_dims(info, i, 10, "[batch, channels, spatial, hidden, mixtures, cells, norm, numLocal, numBasis, start]");
   KwAttentionDims d;
   d.batch = v[0], d.channels = v[1], d.spatial = v[2], d.hidden = v[3];
   d.mixtures = v[4], d.cells = v[5];
@@ -26,7 +42,10 @@ KwAttentionDims arg_attention_dims(const Napi::CallbackInfo& info, size_t i) {
            "attention: BatchNorm1d in training mode needs more than 1 sample per batch, got ", d.batch);
   numel({d.batch, d.channels, d.spatial});
   numel({d.batch, d.mixtures, d.slots()});
+  numel({d.num_local + d.num_basis + 1, d.mixtures});  // fc2_out() stays in range
   numel({d.batch, d.fc2_out(), d.hidden});
+  numel({d.hidden, d.channels});
+  numel({d.cells - d.num_local, d.num_basis});
   d.temperature = float(arg_number(info, i + 1, "temperature"));
   d.eps = float(arg_number(info, i + 2, "eps"));
   d.momentum = float(arg_number(info, i + 3, "momentum"));
@@ -142,9 +161,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
 
 // dims = [B, m, n, gs, goc, gic, co, ci, ck]
 KwAssemblyDims arg_assembly_dims(const Napi::CallbackInfo& info, size_t i) {
-  Shape v = arg_shape(info, i, "dims");
-  KW_CHECK(v.size() == 9, "'dims' must be [batch, mixtures, cells, gs, goc, gic, co, ci, ck], got ", v.size(),
-           " entries");
+  Shape v = arg_dims(info, i, 9, "[batch, mixtures, cells, gs, goc, gic, co, ci, ck]");
   KwAssemblyDims d;
   d.batch = v[0], d.mixtures = v[1], d.cells = v[2], d.gs = v[3], d.goc = v[4], d.gic = v[5];
   d.co = v[6], d.ci = v[7], d.ck = v[8];
