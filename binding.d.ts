@@ -137,4 +137,21 @@ export interface Binding {
                        reduction: number, ignoreIndex: number, dy: Storage): Storage;
   nllLoss(logp: Storage, n: number, c: number, target: Storage, reduction: number, ignoreIndex: number): Storage;
   nllLossBackward(n: number, c: number, target: Storage, reduction: number, ignoreIndex: number, dy: Storage): Storage;
+  // KernelWarehouse (native/binding/kw.cpp). Attention dims: [batch, channels, spatial, hidden,
+  // mixtures, cells, norm (0 BatchNorm1d train, 1 BatchNorm1d eval, 2 LayerNorm), numLocal,
+  // numBasis, start]; numBasis > 0 selects the non-local basis path (fc3 + basisBias, no fc2Bias).
+  // The forward updates runningMean/runningVar in place in BatchNorm training mode.
+  kwAttentionForward(x: Storage, dims: number[], temperature: number, eps: number, momentum: number,
+      fc1Weight: Storage, fc1Bias: Storage | null, normWeight: Storage, normBias: Storage,
+      runningMean: Storage | null, runningVar: Storage | null, fc2Weight: Storage, fc2Bias: Storage | null,
+      fc3Weight: Storage | null, basisBias: Storage | null, tempBias: Storage): [Storage, Storage];
+  /** → [dx, dfc1Weight, dfc1Bias, dnormWeight, dnormBias, dfc2Weight, dfc2Bias, dfc3Weight, dbasisBias] */
+  kwAttentionBackward(dalpha: Storage, workspace: Storage, dims: number[], temperature: number, eps: number,
+      momentum: number, fc1Weight: Storage, fc1Bias: Storage | null, normWeight: Storage, normBias: Storage,
+      fc2Weight: Storage, fc2Bias: Storage | null, fc3Weight: Storage | null,
+      basisBias: Storage | null): (Storage | null)[];
+  // Assembly dims: [batch, mixtures, cells, gs, goc, gic, co, ci, ck] (ck: flattened cell kernel).
+  kwAssemble(alpha: Storage, cells: Storage, dims: number[]): Storage;
+  kwAssembleBackward(dweight: Storage, alpha: Storage, cells: Storage, dims: number[], needAlpha: boolean,
+      needCells: boolean): [Storage | null, Storage | null];
 }

@@ -14,3 +14,7 @@ export * from './ops/norm';
 export * from './ops/pool';
 export * from './ops/loss';
 export * from './ops/dropout';
+export * from './ops/kw';
+export * from './nn/module';
+export * from './nn/layers';
+export * from './kw';

@@ -5,14 +5,35 @@
 namespace kw::binding {
 namespace {
 
+// Strides are element distances, not a shape: their product may exceed any tensor size
+// (an 8-d permute), so each is range-checked on its own.
+Shape arg_strides(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsArray()) throw Napi::TypeError::New(info.Env(), "'strides' must be an array of integers");
+  auto arr = info[i].As<Napi::Array>();
+  Shape s(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value e = arr[k];
+    double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= double(kMaxNumel) && d == double(int64_t(d))))
+      throw Napi::TypeError::New(info.Env(), "'strides' must hold non-negative integers (entry " + std::to_string(k) + ")");
+    s[k] = int64_t(d);
+  }
+  return s;
+}
+
 View arg_view(const Napi::CallbackInfo& info, size_t i, const StoragePtr& base, const char* name) {
-  View v{arg_shape(info, i, "shape"), arg_shape(info, i + 1, "strides"),
+  View v{arg_shape(info, i, "shape"), arg_strides(info, i + 1),
          arg_int(info, i + 2, "offset", 0, kMaxNumel)};
   KW_CHECK(v.shape.size() == v.strides.size(), "view of '", name, "': shape has ", v.shape.size(),
            " dimensions but strides has ", v.strides.size());
   if (numel(v.shape) == 0) return v;
   int64_t last = v.offset;
-  for (size_t d = 0; d < v.shape.size(); d++) last += (v.shape[d] - 1) * v.strides[d];
+  for (size_t d = 0; d < v.shape.size(); d++) {
+    const int64_t span = v.shape[d] - 1;
+    KW_CHECK(span == 0 || v.strides[d] <= base->numel / span, "view of '", name, "' reaches past its ",
+             base->numel, " elements along dimension ", d);
+    last += span * v.strides[d];
+  }
   KW_CHECK(last < base->numel, "view of '", name, "' reaches element ", last, " of ", base->numel);
   return v;
 }

@@ -1,8 +1,10 @@
-// CPU kw kernels (to be filled by the kw op family).
+// The CPU KernelWarehouse kernel table (attention in kw_attention.cpp, assembly in kw_assemble.cpp).
+#include "cpu/kw_impl.h"
 #include "cpu/tables.h"
 
 namespace kw::cpu {
 
-const KwKernels kw_kernels = {};
+const KwKernels kw_kernels = {kwk::attention_forward, kwk::attention_backward, kwk::assemble_forward,
+                              kwk::assemble_backward};
 
 }  // namespace kw::cpu
