@@ -70,3 +70,23 @@ t.test('groups, zeroGrad, clipGradNorm', async (t) => {
   t.equal(clipGradNorm([c], 1), 5);
   close(t, c.grad!, [0.6, 0.8], 'clipped to norm 1');
 });
+
+t.test('optimizer state survives tidy() and round-trips through stateDict', async (t) => {
+  const p = param([1, 2], [0.5, -1]);
+  const opt = new AdamW([p], { lr: 0.1 });
+  kw.tidy(() => opt.step());
+  const { tensors, meta } = opt.stateDict();
+  const m = tensors.get('0.exp_avg')!.toArray() as number[];
+  t.ok(Math.abs(m[0] - 0.05) < 1e-7 && Math.abs(m[1] + 0.1) < 1e-7, `exp_avg after one step = 0.1·g: ${m}`);
+  // a fresh optimizer on a copy of the stepped parameters, given the saved state, continues identically
+  const q = param(p.toArray() as number[], [0.5, -1]);
+  const opt2 = new AdamW([q], { lr: 0.1 });
+  opt2.loadStateDict(tensors, meta);
+  opt.step();
+  opt2.step();
+  t.same(q.toArray(), p.toArray(), 'same parameters after a step from restored state');
+  const s = param([1], [1]);
+  const sgd = new SGD([s], { lr: 0.1, momentum: 0.9 });
+  kw.tidy(() => sgd.step());
+  t.same(sgd.momentumBuffer(s)!.toArray(), [1], 'momentum buffer alive after tidy');
+});

@@ -3,7 +3,10 @@
 // lr and weight decay (upstream puts biases and 1-D parameters in a group without decay).
 import { ArgumentError } from '../errors';
 import { native } from '../native';
-import { Tensor, zeros } from '../tensor';
+import { keep, Tensor, zeros } from '../tensor';
+
+// Optimizer state lives across steps: keep() stops an enclosing tidy() from freeing it.
+const stateZeros = (shape: readonly number[]): Tensor => keep(zeros(shape));
 
 export interface ParamGroup {
   params: Tensor[];
@@ -63,6 +66,17 @@ export abstract class Optimizer {
 
   protected abstract update(p: Tensor, grad: Tensor, g: ResolvedGroup): void;
 
+  /** Every parameter in group order: state tensors are saved under this index. */
+  protected allParams(): Tensor[] {
+    return this.groups.flatMap((g) => g.params);
+  }
+
+  /** The optimizer's state as named tensors (`<param index>.<slot>`) plus plain values. */
+  abstract stateDict(): { tensors: Map<string, Tensor>; meta: Record<string, unknown> };
+
+  /** Restores what stateDict() returned (copies values; shapes must match). */
+  abstract loadStateDict(tensors: Map<string, Tensor>, meta: Record<string, unknown>): void;
+
   /** Frees the optimizer's state tensors. */
   abstract dispose(): void;
 }
@@ -98,10 +112,29 @@ export class SGD extends Optimizer {
     let buf = this.buffers.get(p) ?? null;
     const first = this.momentum !== 0 && buf === null;
     if (first) {
-      buf = zeros(p.shape);
+      buf = stateZeros(p.shape);
       this.buffers.set(p, buf);
     }
     native.sgdStep(p.storage, grad.storage, buf ? buf.storage : null, g.lr, this.momentum, this.dampening, g.weightDecay, this.nesterov, first);
+  }
+
+  stateDict(): { tensors: Map<string, Tensor>; meta: Record<string, unknown> } {
+    const tensors = new Map<string, Tensor>();
+    this.allParams().forEach((p, i) => {
+      const b = this.buffers.get(p);
+      if (b) tensors.set(`${i}.momentum_buffer`, b);
+    });
+    return { tensors, meta: { type: 'sgd', lr: this.groups.map((g) => g.lr) } };
+  }
+
+  loadStateDict(tensors: Map<string, Tensor>, _meta: Record<string, unknown>): void {
+    this.allParams().forEach((p, i) => {
+      const src = tensors.get(`${i}.momentum_buffer`);
+      if (!src) return;
+      const buf = loadSlot(src, p, `${i}.momentum_buffer`);
+      this.buffers.get(p)?.dispose();
+      this.buffers.set(p, buf);
+    });
   }
 
   /** The momentum buffer of a parameter (null before its first step). */
@@ -138,11 +171,38 @@ export class Adam extends Optimizer {
   protected update(p: Tensor, grad: Tensor, g: ResolvedGroup): void {
     let s = this.state.get(p);
     if (!s) {
-      s = { m: zeros(p.shape), v: zeros(p.shape), step: 0 };
+      s = { m: stateZeros(p.shape), v: stateZeros(p.shape), step: 0 };
       this.state.set(p, s);
     }
     s.step++;
     native.adamStep(p.storage, grad.storage, s.m.storage, s.v.storage, s.step, g.lr, this.betas[0], this.betas[1], this.eps, g.weightDecay, this.decoupled);
+  }
+
+  stateDict(): { tensors: Map<string, Tensor>; meta: Record<string, unknown> } {
+    const tensors = new Map<string, Tensor>();
+    const steps: Record<string, number> = {};
+    this.allParams().forEach((p, i) => {
+      const s = this.state.get(p);
+      if (!s) return;
+      tensors.set(`${i}.exp_avg`, s.m);
+      tensors.set(`${i}.exp_avg_sq`, s.v);
+      steps[i] = s.step;
+    });
+    return { tensors, meta: { type: this.decoupled ? 'adamw' : 'adam', steps } };
+  }
+
+  loadStateDict(tensors: Map<string, Tensor>, meta: Record<string, unknown>): void {
+    const steps = (meta.steps ?? {}) as Record<string, number>;
+    this.allParams().forEach((p, i) => {
+      const m = tensors.get(`${i}.exp_avg`), v = tensors.get(`${i}.exp_avg_sq`);
+      if (!m || !v) return;
+      const old = this.state.get(p);
+      if (old) {
+        old.m.dispose();
+        old.v.dispose();
+      }
+      this.state.set(p, { m: loadSlot(m, p, `${i}.exp_avg`), v: loadSlot(v, p, `${i}.exp_avg_sq`), step: steps[i] ?? 0 });
+    });
   }
 
   dispose(): void {
@@ -163,6 +223,14 @@ export class AdamW extends Adam {
     super(params, { ...opts, weightDecay: opts.weightDecay ?? 1e-2 });
     this.decoupled = true;
   }
+}
+
+/** A private copy of a saved state tensor, checked against its parameter's shape. */
+function loadSlot(src: Tensor, p: Tensor, name: string): Tensor {
+  if (src.numel !== p.numel) throw new Error(`optimizer state '${name}' has ${src.numel} elements, its parameter has ${p.numel}`);
+  const t = stateZeros(p.shape);
+  native.copyInto(t.storage, src.storage);
+  return t;
 }
 
 /** Scales all gradients so their global L2 norm is at most maxNorm; returns the norm before. */
