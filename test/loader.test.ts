@@ -64,6 +64,27 @@ t.test('augmentation is the same for any worker count', async (t) => {
   t.same(await collect(1), await collect(2));
 });
 
+t.test('mixup in the workers: soft targets, deterministic', async (t) => {
+  const ds = dataset(8);
+  const mixup = { mixupAlpha: 0.8, cutmixAlpha: 1, prob: 1, switchProb: 0.5, labelSmoothing: 0.1, numClasses: 10 };
+  const run = async (workers: number) => {
+    const l = new DataLoader(ds, { batchSize: 4, shuffle: true, dropLast: true, train: true, augment: plain, seed: 1, numWorkers: workers, mixup });
+    const ys: number[] = [];
+    for await (const { x, y } of l.epoch(0)) {
+      t.same(y.shape, [4, 10]);
+      t.equal(y.dtype, 'float32');
+      ys.push(...(y.data() as Float32Array));
+      x.dispose();
+      y.dispose();
+    }
+    await l.close();
+    return ys;
+  };
+  const a = await run(1);
+  t.same(a, await run(2), 'same soft targets for any worker count');
+  for (let r = 0; r < a.length / 10; r++) t.ok(Math.abs(a.slice(r * 10, r * 10 + 10).reduce((s, v) => s + v, 0) - 1) < 1e-5, `row ${r} sums to 1`);
+});
+
 t.test('augmentInto: crop offsets, padding value, flip, normalisation', async (t) => {
   const src = Uint8Array.from([0, 51, 102, 153]); // 1×2×2
   const out = new Float32Array(4);

@@ -6,6 +6,7 @@ import { Worker } from 'worker_threads';
 import { ArgumentError } from '../errors';
 import { tensor, Tensor } from '../tensor';
 import { AugmentSpec } from './augment';
+import { MixupSpec } from './mixup';
 
 /** An in-memory dataset of uint8 CHW images and integer labels. */
 export interface ImageDataset {
@@ -36,6 +37,8 @@ export interface LoaderOptions {
   numWorkers?: number;
   /** Batches prepared ahead per worker. */
   prefetch?: number;
+  /** Mixup/CutMix for training batches: targets become soft [B, classes] float32. */
+  mixup?: MixupSpec | null;
 }
 
 export interface Batch {
@@ -79,7 +82,7 @@ function workerScript(): string {
 export class DataLoader {
   private workers: Worker[] = [];
   private nextId = 0;
-  private waiting = new Map<number, { resolve: (b: { x: Float32Array; y: Int32Array }) => void; reject: (e: Error) => void }>();
+  private waiting = new Map<number, { resolve: (b: { x: Float32Array; y: Int32Array | Float32Array }) => void; reject: (e: Error) => void }>();
   readonly opts: Required<LoaderOptions>;
 
   constructor(readonly dataset: ImageDataset, opts: LoaderOptions) {
@@ -93,6 +96,7 @@ export class DataLoader {
       seed: 0,
       numWorkers: Math.max(1, Math.min(2, os.cpus().length - 1)),
       prefetch: 2,
+      mixup: null,
       ...opts,
     };
   }
@@ -115,9 +119,10 @@ export class DataLoader {
           spec: this.opts.augment,
           train: this.opts.train,
           seed: this.opts.seed,
+          mixup: this.opts.mixup,
         },
       });
-      w.on('message', (m: { id: number; x: Float32Array; y: Int32Array }) => {
+      w.on('message', (m: { id: number; x: Float32Array; y: Int32Array | Float32Array }) => {
         const p = this.waiting.get(m.id);
         this.waiting.delete(m.id);
         if (this.waiting.size === 0) for (const x of this.workers) x.unref();
@@ -134,13 +139,13 @@ export class DataLoader {
       throw new Error('DataLoader: the dataset must live in shared memory (use toShared())');
   }
 
-  private request(epoch: number, indices: number[]): Promise<{ x: Float32Array; y: Int32Array }> {
+  private request(epoch: number, batch: number, indices: number[]): Promise<{ x: Float32Array; y: Int32Array | Float32Array }> {
     const id = this.nextId++;
     const worker = this.workers[id % this.workers.length];
     return new Promise((resolve, reject) => {
       if (this.waiting.size === 0) for (const w of this.workers) w.ref();
       this.waiting.set(id, { resolve, reject });
-      worker.postMessage({ request: { id, epoch, indices } });
+      worker.postMessage({ request: { id, epoch, batch, indices } });
     });
   }
 
@@ -151,20 +156,21 @@ export class DataLoader {
     const order = epochOrder(this.dataset.labels.length, seed, epoch, shuffle);
     const batches = this.length;
     const ahead = this.workers.length * this.opts.prefetch;
-    const pending: Promise<{ x: Float32Array; y: Int32Array }>[] = [];
+    const pending: Promise<{ x: Float32Array; y: Int32Array | Float32Array }>[] = [];
     let issued = 0;
     const issue = () => {
       const lo = issued * batchSize;
       const idx = Array.from(order.subarray(lo, Math.min(lo + batchSize, order.length)));
-      pending.push(this.request(epoch, idx));
+      pending.push(this.request(epoch, issued, idx));
       issued++;
     };
     while (issued < Math.min(ahead, batches)) issue();
     for (let b = 0; b < batches; b++) {
       const { x, y } = await pending.shift()!;
       if (issued < batches) issue();
-      const n = y.length;
-      yield { x: tensor(x, [n, this.dataset.shape[0], augment.size, augment.size]), y: tensor(y, [n]) };
+      const n = x.length / (this.dataset.shape[0] * augment.size * augment.size);
+      const soft = y instanceof Float32Array;
+      yield { x: tensor(x, [n, this.dataset.shape[0], augment.size, augment.size]), y: tensor(y, soft ? [n, this.dataset.numClasses] : [n]) };
     }
   }
 

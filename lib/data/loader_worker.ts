@@ -2,6 +2,7 @@
 // and the epoch); writes augmented float32 batches and transfers them back without copying.
 import { parentPort } from 'worker_threads';
 import { augmentInto, AugmentSpec, sampleRng } from './augment';
+import { mixBatch, mixupActive, MixupSpec } from './mixup';
 
 interface Init {
   images: SharedArrayBuffer;
@@ -10,10 +11,12 @@ interface Init {
   spec: AugmentSpec;
   train: boolean;
   seed: number;
+  mixup: MixupSpec | null;
 }
 interface Request {
   id: number;
   epoch: number;
+  batch: number;
   indices: number[];
 }
 
@@ -36,5 +39,12 @@ parentPort!.on('message', (msg: { init?: Init; request?: Request }) => {
     augmentInto(images.subarray(idx * c * h * w, (idx + 1) * c * h * w), c, h, w, spec, rng, x, k * per);
     y[k] = labels[idx];
   });
+  if (init!.train && mixupActive(init!.mixup)) {
+    // batch-level randomness: its own stream, keyed by the batch's position in the epoch
+    const rand = sampleRng(init!.seed ^ 0x5bd1e995, req.epoch, req.batch);
+    const soft = mixBatch(x, [req.indices.length, c, spec.size, spec.size], y, init!.mixup, rand);
+    parentPort!.postMessage({ id: req.id, x, y: soft }, [x.buffer, soft.buffer as ArrayBuffer]);
+    return;
+  }
   parentPort!.postMessage({ id: req.id, x, y }, [x.buffer, y.buffer]);
 });
