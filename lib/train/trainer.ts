@@ -1,0 +1,335 @@
+// The training loop of upstream's main.py / engine.py: per-iteration cosine lr and weight
+// decay, KW temperature annealing, gradient accumulation, clipping, EMA, evaluation,
+// checkpoints (rotating, best, best-ema), auto-resume and log.txt with one JSON line per epoch.
+import * as fs from 'fs';
+import * as path from 'path';
+import { noGrad } from '../autograd';
+import { DataLoader } from '../data/loader';
+import { updateTemperature } from '../kw/manager';
+import { KWAttention } from '../kw/attention';
+import { Module } from '../nn/module';
+import { crossEntropy } from '../ops/loss';
+import { mulScalar } from '../ops/elementwise';
+import { defaultGenerator } from '../random';
+import { Tensor, tidy } from '../tensor';
+import { disposeCheckpoint, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { ModelEma } from './ema';
+import { clipGradNorm, Optimizer } from './optim';
+import { createOptimizer } from './optim_factory';
+import { formatDuration, Progress } from './progress';
+import { cosineSchedule, temperature } from './schedule';
+
+export interface TrainableModel extends Module {
+  forward(x: Tensor): Tensor;
+}
+
+/** The subset of kw-train's (upstream-named) arguments the loop reads. */
+export interface TrainArgs {
+  epochs: number;
+  update_freq: number;
+  opt: string;
+  lr: number;
+  min_lr: number;
+  weight_decay: number;
+  weight_decay_end: number | null;
+  momentum: number;
+  opt_eps: number;
+  opt_betas: number[] | null;
+  layer_decay: number;
+  warmup_epochs: number;
+  warmup_steps: number;
+  clip_grad: number | null;
+  smoothing: number;
+  temp_epoch: number;
+  temp_init_value: number;
+  model_ema: boolean;
+  model_ema_decay: number;
+  model_ema_eval: boolean;
+  output_dir: string;
+  save_ckpt: boolean;
+  save_ckpt_freq: number;
+  save_ckpt_num: number;
+  auto_resume: boolean;
+  resume: string;
+  start_epoch: number;
+  disable_eval: boolean;
+  [key: string]: unknown;
+}
+
+export interface EpochStats {
+  epoch: number;
+  train_loss: number;
+  train_lr: number;
+  train_min_lr: number;
+  train_weight_decay: number;
+  train_class_acc?: number;
+  test_loss?: number;
+  test_acc1?: number;
+  test_acc5?: number;
+  test_loss_ema?: number;
+  test_acc1_ema?: number;
+  test_acc5_ema?: number;
+  n_parameters: number;
+  seconds: number;
+}
+
+export interface StepInfo {
+  epoch: number;
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  temperature: number | null;
+}
+
+export interface TrainOptions {
+  model: TrainableModel;
+  trainLoader: DataLoader;
+  evalLoader?: DataLoader | null;
+  args: TrainArgs;
+  /** Builds a second, identically shaped model (for --model_ema). */
+  createEmaModel?: () => TrainableModel;
+  /** ConvNeXt: apply --layer_decay with its layer ids. */
+  isConvnext?: boolean;
+  /** Soft targets come from the loader (mixup/cutmix active). */
+  mixup?: boolean;
+  log?: (line: string) => void;
+  progress?: Progress;
+  onStep?: (s: StepInfo) => void;
+  onEpoch?: (s: EpochStats) => void;
+  /** Checked after every step: when it returns true, training stops after saving. */
+  shouldStop?: () => boolean;
+  label?: string;
+}
+
+export interface TrainResult {
+  history: EpochStats[];
+  maxAccuracy: number;
+  maxAccuracyEma: number;
+  numParameters: number;
+  stopped: boolean;
+}
+
+export function countParameters(model: Module): number {
+  return model.parameters().reduce((n, p) => n + p.numel, 0);
+}
+
+function hasKw(model: Module): boolean {
+  return model.modules().some((m) => m instanceof KWAttention);
+}
+
+/** Top-1 and top-5 hits of a batch (logits [B, C], integer labels). */
+export function topk(logits: Tensor, labels: Tensor): { top1: number; top5: number } {
+  const [B, C] = logits.shape;
+  const out = logits.data() as Float32Array;
+  const y = Array.from(labels.data() as ArrayLike<number | bigint>, Number);
+  let top1 = 0, top5 = 0;
+  for (let b = 0; b < B; b++) {
+    const row = out.subarray(b * C, (b + 1) * C);
+    const target = row[y[b]];
+    let above = 0; // classes ranked before the target (ties broken by index, as topk does)
+    for (let c = 0; c < C; c++) if (row[c] > target || (row[c] === target && c < y[b])) above++;
+    if (above < 1) top1++;
+    if (above < Math.min(5, C)) top5++;
+  }
+  return { top1, top5 };
+}
+
+/** Evaluation as upstream's evaluate(): mean batch loss, accuracy weighted by batch size. */
+export async function evaluate(model: TrainableModel, loader: DataLoader, epoch = 0): Promise<{ loss: number; acc1: number; acc5: number }> {
+  model.eval();
+  let lossSum = 0, batches = 0, n = 0, top1 = 0, top5 = 0;
+  for await (const { x, y } of loader.epoch(epoch)) {
+    noGrad(() =>
+      tidy(() => {
+        const out = model.forward(x);
+        lossSum += crossEntropy(out, y).item();
+        const k = topk(out, y);
+        top1 += k.top1;
+        top5 += k.top5;
+      }),
+    );
+    batches++;
+    n += y.shape[0];
+    x.dispose();
+    y.dispose();
+  }
+  return { loss: lossSum / Math.max(1, batches), acc1: (100 * top1) / Math.max(1, n), acc5: (100 * top5) / Math.max(1, n) };
+}
+
+/**
+ * Trains `model` as upstream's main.py does and returns the per-epoch statistics.
+ * @example const result = await train({ model, trainLoader, evalLoader, args });
+ */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const { model, trainLoader, args } = o;
+  const log = o.log ?? ((s: string) => console.log(s));
+  const progress = o.progress ?? new Progress();
+  const label = o.label ? `${o.label} ` : '';
+  const updateFreq = Math.max(1, args.update_freq);
+  const itersPerEpoch = trainLoader.length;
+  const stepsPerEpoch = Math.floor(itersPerEpoch / updateFreq);
+  if (stepsPerEpoch < 1) throw new Error(`the training set gives ${itersPerEpoch} batches per epoch, fewer than --update_freq ${updateFreq}`);
+  const optimizer: Optimizer = createOptimizer(
+    model,
+    { opt: args.opt, lr: args.lr, weightDecay: args.weight_decay, momentum: args.momentum, optEps: args.opt_eps, optBetas: args.opt_betas, layerDecay: args.layer_decay },
+    !!o.isConvnext,
+  );
+  const lrs = cosineSchedule(args.lr, args.min_lr, args.epochs, stepsPerEpoch, args.warmup_epochs, 0, args.warmup_steps);
+  const wdEnd = args.weight_decay_end ?? args.weight_decay;
+  const wds = cosineSchedule(args.weight_decay, wdEnd, args.epochs, stepsPerEpoch);
+  const ema = args.model_ema && o.createEmaModel ? new ModelEma(o.createEmaModel(), args.model_ema_decay, model) : null;
+  const kw = hasKw(model);
+  const numParameters = countParameters(model);
+  const outDir = args.output_dir;
+  if (outDir) fs.mkdirSync(outDir, { recursive: true });
+
+  let startEpoch = args.start_epoch;
+  let maxAccuracy = 0, maxAccuracyEma = 0;
+  const resumeFrom = args.resume || (args.auto_resume && outDir ? latestCheckpoint(outDir) : null);
+  if (resumeFrom) {
+    const ck = loadCheckpoint(resumeFrom);
+    try {
+      model.loadStateDict(ck.model);
+      optimizer.loadStateDict(ck.optimizer, ck.meta.optimizer);
+      if (ema) ema.ema.loadStateDict(ck.modelEma ?? ck.model);
+      if (ck.meta.generator) defaultGenerator.setState(ck.meta.generator);
+      if (typeof ck.meta.epoch === 'number') startEpoch = ck.meta.epoch + 1;
+      maxAccuracy = Number(ck.meta.extra.max_accuracy ?? 0);
+      maxAccuracyEma = Number(ck.meta.extra.max_accuracy_ema ?? 0);
+    } finally {
+      disposeCheckpoint(ck);
+    }
+    log(`${label}resumed from ${resumeFrom} at epoch ${startEpoch}`);
+  }
+
+  const save = (name: string, epoch: number | string) =>
+    saveCheckpoint(path.join(outDir, `checkpoint-${name}.safetensors`), {
+      model: model.stateDict(),
+      modelEma: ema ? ema.ema.stateDict() : null,
+      optimizer: optimizer.stateDict(),
+      epoch,
+      args: args as Record<string, unknown>,
+      generator: defaultGenerator.state(),
+      extra: { max_accuracy: maxAccuracy, max_accuracy_ema: maxAccuracyEma },
+    });
+
+  const history: EpochStats[] = [];
+  let stopped = false;
+  for (let epoch = startEpoch; epoch < args.epochs && !stopped; epoch++) {
+    const t0 = Date.now();
+    model.train();
+    optimizer.zeroGrad();
+    let lossSum = 0, lossCount = 0, hits = 0, seen = 0, images = 0;
+    let lr = 0, temp: number | null = null;
+    let dataIterStep = 0;
+    for await (const { x, y } of trainLoader.epoch(epoch)) {
+      const step = Math.floor(dataIterStep / updateFreq);
+      if (step >= stepsPerEpoch) {
+        x.dispose();
+        y.dispose();
+        dataIterStep++;
+        continue;
+      }
+      const it = epoch * stepsPerEpoch + step;
+      lr = lrs[it];
+      optimizer.setLr(lrs[it], wds[it]);
+      if (kw) {
+        temp = temperature(epoch, dataIterStep, itersPerEpoch, args.temp_epoch, args.temp_init_value);
+        updateTemperature(model, temp);
+      }
+      const lossValue = tidy(() => {
+        const out = model.forward(x);
+        const loss = o.mixup ? crossEntropy(out, y) : crossEntropy(out, y, { labelSmoothing: args.smoothing });
+        const v = loss.item();
+        if (!Number.isFinite(v))
+          throw new Error(`${label}loss is ${v} at epoch ${epoch}, iteration ${dataIterStep}: stopping training (lower --lr or enable --clip_grad)`);
+        (updateFreq > 1 ? mulScalar(loss, 1 / updateFreq) : loss).backward();
+        if (!o.mixup) {
+          const k = topk(out, y);
+          hits += k.top1;
+          seen += y.shape[0];
+        }
+        return v;
+      });
+      if ((dataIterStep + 1) % updateFreq === 0) {
+        if (args.clip_grad !== null && args.clip_grad !== undefined) clipGradNorm(model.parameters(), args.clip_grad);
+        optimizer.step();
+        optimizer.zeroGrad();
+        ema?.update(model);
+      }
+      images += x.shape[0];
+      x.dispose();
+      y.dispose();
+      lossSum += lossValue;
+      lossCount++;
+      dataIterStep++;
+      const elapsed = (Date.now() - t0) / 1000;
+      const rate = images / Math.max(elapsed, 1e-9);
+      const eta = ((itersPerEpoch - dataIterStep) * elapsed) / dataIterStep;
+      progress.update(
+        `${label}epoch ${epoch + 1}/${args.epochs} [${dataIterStep}/${itersPerEpoch}] loss ${(lossSum / lossCount).toFixed(4)}` +
+          (seen ? ` acc ${((100 * hits) / seen).toFixed(1)}%` : '') +
+          ` lr ${lr.toExponential(2)}` +
+          (temp !== null ? ` temp ${temp.toFixed(3)}` : '') +
+          ` ${rate.toFixed(0)} img/s ETA ${formatDuration(eta)}`,
+      );
+      o.onStep?.({ epoch, step: dataIterStep, steps: itersPerEpoch, loss: lossValue, lr, temperature: temp });
+      if (o.shouldStop?.()) {
+        stopped = true;
+        break;
+      }
+    }
+    const groupsLr = optimizer.groups.map((g) => g.lr);
+    const stats: EpochStats = {
+      epoch,
+      train_loss: lossSum / Math.max(1, lossCount),
+      train_lr: Math.max(...groupsLr),
+      train_min_lr: Math.min(...groupsLr),
+      train_weight_decay: optimizer.groups.find((g) => g.weightDecay > 0)?.weightDecay ?? 0,
+      n_parameters: numParameters,
+      seconds: 0,
+    };
+    if (seen) stats.train_class_acc = hits / seen;
+    if (o.evalLoader && !args.disable_eval && !stopped) {
+      const r = await evaluate(model, o.evalLoader, epoch);
+      Object.assign(stats, { test_loss: r.loss, test_acc1: r.acc1, test_acc5: r.acc5 });
+      if (r.acc1 > maxAccuracy) {
+        maxAccuracy = r.acc1;
+        if (outDir && args.save_ckpt) save('best', 'best');
+      }
+      if (ema && args.model_ema_eval) {
+        const re = await evaluate(ema.ema as TrainableModel, o.evalLoader, epoch);
+        Object.assign(stats, { test_loss_ema: re.loss, test_acc1_ema: re.acc1, test_acc5_ema: re.acc5 });
+        if (re.acc1 > maxAccuracyEma) {
+          maxAccuracyEma = re.acc1;
+          if (outDir && args.save_ckpt) save('best-ema', 'best-ema');
+        }
+      }
+    }
+    if (outDir && args.save_ckpt && !stopped && ((epoch + 1) % args.save_ckpt_freq === 0 || epoch + 1 === args.epochs)) {
+      save(String(epoch), epoch);
+      const old = path.join(outDir, `checkpoint-${epoch - args.save_ckpt_num * args.save_ckpt_freq}.safetensors`);
+      if (fs.existsSync(old)) fs.unlinkSync(old);
+    }
+    stats.seconds = (Date.now() - t0) / 1000;
+    if (!stopped) {
+      if (outDir) {
+        const { seconds, ...logged } = stats;
+        void seconds;
+        fs.appendFileSync(path.join(outDir, 'log.txt'), JSON.stringify(logged) + '\n');
+      }
+      history.push(stats);
+      progress.done(
+        `${label}epoch ${epoch + 1}/${args.epochs}: train loss ${stats.train_loss.toFixed(4)}` +
+          (stats.test_acc1 !== undefined ? `, test loss ${stats.test_loss!.toFixed(4)}, acc@1 ${stats.test_acc1.toFixed(2)}%` : '') +
+          (stats.test_acc1_ema !== undefined ? `, EMA acc@1 ${stats.test_acc1_ema.toFixed(2)}%` : '') +
+          ` (${formatDuration(stats.seconds)})`,
+      );
+      o.onEpoch?.(stats);
+    }
+  }
+  optimizer.dispose();
+  ema?.ema.dispose();
+  return { history, maxAccuracy, maxAccuracyEma, numParameters, stopped };
+}
