@@ -11,7 +11,7 @@ function findPackageRoot(): string {
     if (path.dirname(dir) === dir) throw new Error(`kernelwarehouse: cannot find the package root above ${__dirname}`);
   }
 }
-const packageRoot = findPackageRoot();
+export const packageRoot = findPackageRoot();
 
 function describeMachine(): string {
   const libc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)
