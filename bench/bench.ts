@@ -1,5 +1,6 @@
 // Benchmarks: float32 GEMM through our binding against OpenBLAS called from plain C, and the
-// conv of a ResNet-18 3×3 layer (shared and per-sample weights), forward and forward+backward.
+// conv of a ResNet-18 3×3 layer (shared and per-sample weights), forward and forward+backward,
+// then the KernelWarehouse rows of bench/kw.ts.
 // Each row is the median of N timed repetitions after a warm-up.
 // Run: npm run build:ts && npm run bench      (about a minute on 2 cores)
 import { execFileSync } from 'child_process';
@@ -7,6 +8,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as kw from '../lib';
+import { median, printTable } from './harness';
+import { benchKw } from './kw';
 
 interface Row {
   name: string;
@@ -19,11 +22,6 @@ interface Row {
 interface Timing {
   ms: number; // median wall time
   cores: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /** Median wall time in ms of fn over `reps` runs, after `warmup` untimed runs. */
@@ -44,15 +42,9 @@ function row(name: string, t: Timing | null, flop: number, note = ''): Row {
   return { name, ms: t ? t.ms : null, gflops: t ? flop / (t.ms * 1e6) : null, cores: t ? t.cores : null, note };
 }
 
-function printTable(rows: Row[]): void {
-  const head = ['benchmark', 'median ms', 'GFLOP/s', 'cores', 'note'];
+function printRows(rows: Row[]): void {
   const fmt = (v: number | null, d: number) => (v === null ? '-' : v.toFixed(d));
-  const cells = rows.map((r) => [r.name, fmt(r.ms, 2), fmt(r.gflops, 1), fmt(r.cores, 2), r.note]);
-  const width = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => c.map((s, i) => (i === 0 || i === 4 ? s.padEnd(width[i]) : s.padStart(width[i]))).join('  ');
-  console.log(line(head));
-  console.log(width.map((w) => '-'.repeat(w)).join('  '));
-  for (const c of cells) console.log(line(c));
+  printTable(['benchmark', 'median ms', 'GFLOP/s', 'cores', 'note'], rows.map((r) => [r.name, fmt(r.ms, 2), fmt(r.gflops, 1), fmt(r.cores, 2), r.note]));
 }
 
 function findFile(rel: string): string | null {
@@ -148,7 +140,9 @@ function main(): void {
   const t0 = Date.now();
   gemmRows(rows);
   convRows(rows);
-  printTable(rows);
+  printRows(rows);
+  console.log('');
+  benchKw();
   const mem = kw.memoryStats();
   console.log(`\npeak native memory ${(mem.peakBytes / 2 ** 20).toFixed(0)} MiB; total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

@@ -4,17 +4,13 @@
 // against the machine's GEMM rate. benchKw() prints the rows; bench.ts calls it.
 // Run alone: npm run build:ts && node dist/bench/kw.js
 import * as kw from '../lib';
+import { median, printTable } from './harness';
 
 export interface BenchRow {
   name: string;
   ms: number;
   gflops: number | null;
   note: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /**
@@ -131,13 +127,7 @@ export function benchKw(print = true): BenchRow[] {
 }
 
 function printRows(rows: BenchRow[]): void {
-  const head = ['benchmark', 'median ms', 'GFLOP/s', 'note'];
-  const cells = rows.map((r) => [r.name, r.ms.toFixed(2), r.gflops === null ? '-' : r.gflops.toFixed(1), r.note]);
-  const width = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => c.map((s, i) => (i === 0 || i === 3 ? s.padEnd(width[i]) : s.padStart(width[i]))).join('  ');
-  console.log(line(head));
-  console.log(width.map((w) => '-'.repeat(w)).join('  '));
-  for (const c of cells) console.log(line(c));
+  printTable(['benchmark', 'median ms', 'GFLOP/s', 'note'], rows.map((r) => [r.name, r.ms.toFixed(2), r.gflops === null ? '-' : r.gflops.toFixed(1), r.note]));
 }
 
 if (require.main === module) benchKw();
