@@ -69,7 +69,6 @@ export function benchKw(print = true): BenchRow[] {
   const m = plan.grid.numMixtures, n = plan.cellShape[0], cell = 64 * 64;
   const convFlop = 2 * B * C * C * 9 * H * H;
   const assembleFlop = 2 * B * m * n * cell;
-  const reps = 5;
 
   const plain = new kw.Conv2d(C, C, 3, { padding: 1, bias: false, generator: g });
   const kwParams = [...net.parameters(), x];

@@ -8,7 +8,7 @@
 //   wm.store();
 //   wm.allocate(net);          // net: the Module holding `conv` (and `wm`)
 //   const y = conv.forward(x);
-import { copyInto, Layer, Module, ParameterList } from '../nn/module';
+import { copyInto, Module, ParameterList } from '../nn/module';
 import { Conv1d, Conv2d, Conv3d, Linear } from '../nn/layers';
 import { Generator, randn } from '../random';
 import { Tensor } from '../tensor';

@@ -18,16 +18,6 @@ export function parameter(t: Tensor): Tensor {
   return keep(t);
 }
 
-function contiguousStrides(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = acc;
-    acc *= shape[i];
-  }
-  return st;
-}
-
 /**
  * Writes src's elements into dst's storage starting at flat element `offset` (in place; dst
  * keeps its identity, so optimizers and recorded graphs holding it see the new values).

@@ -6,7 +6,8 @@ import { native } from '../native';
 import { DType, numelOf, Tensor, zeros } from '../tensor';
 import { checkTensor, normAxis, wrap } from './util';
 
-function stridesOf(shape: readonly number[]): number[] {
+/** Row-major strides of a contiguous tensor of this shape. */
+export function stridesOf(shape: readonly number[]): number[] {
   const st = new Array<number>(shape.length);
   let acc = 1;
   for (let i = shape.length - 1; i >= 0; i--) {

@@ -10,17 +10,6 @@
 namespace kw::binding {
 namespace {
 
-struct Axis {
-  int64_t outer, r, inner;
-};
-
-Axis arg_axis(const Napi::CallbackInfo& info, size_t i) {
-  Axis a{arg_int(info, i, "outer", 0, kMaxNumel), arg_int(info, i + 1, "r", 0, kMaxNumel),
-         arg_int(info, i + 2, "inner", 0, kMaxNumel)};
-  numel({a.outer, a.r, a.inner});
-  return a;
-}
-
 // A validated class target; owns the int64 copy of hard indices.
 struct Target {
   std::vector<int64_t> index;

@@ -106,6 +106,13 @@ std::string arg_string(const Napi::CallbackInfo& info, size_t i, const char* nam
   return info[i].As<Napi::String>().Utf8Value();
 }
 
+Axis arg_axis(const Napi::CallbackInfo& info, size_t i) {
+  Axis a{arg_int(info, i, "outer", 0, kMaxNumel), arg_int(info, i + 1, "r", 0, kMaxNumel),
+         arg_int(info, i + 2, "inner", 0, kMaxNumel)};
+  numel({a.outer, a.r, a.inner});  // rejects products that overflow
+  return a;
+}
+
 void check_tensor(const StoragePtr& s, const Shape& shape, DType t, const char* name) {
   KW_CHECK(s->dtype == t, "'", name, "' must be ", dtype_name(t), ", got ", dtype_name(s->dtype));
   KW_CHECK(s->numel == numel(shape), "'", name, "' holds ", s->numel, " elements but shape ",

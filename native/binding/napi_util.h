@@ -29,6 +29,12 @@ double arg_number(const Napi::CallbackInfo& info, size_t i, const char* name);
 bool arg_bool(const Napi::CallbackInfo& info, size_t i, const char* name);
 std::string arg_string(const Napi::CallbackInfo& info, size_t i, const char* name);
 
+// A tensor viewed as [outer, r, inner] for an op along its middle axis (reductions, softmax).
+struct Axis {
+  int64_t outer, r, inner;
+};
+Axis arg_axis(const Napi::CallbackInfo& info, size_t i);  // reads outer, r, inner at i, i+1, i+2
+
 // Checks that a storage holds exactly numel(shape) elements of dtype t.
 void check_tensor(const StoragePtr& s, const Shape& shape, DType t, const char* name);
 void check_float(const StoragePtr& s, const char* name);
