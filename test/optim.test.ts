@@ -9,7 +9,7 @@ function param(values: number[], grad: number[]): kw.Tensor {
   p.grad = kw.tensor(grad);
   return p;
 }
-const close = (t: Tap.Test, got: kw.Tensor, want: number[], msg: string) =>
+const close = (t: { ok(v: boolean, msg: string): void }, got: kw.Tensor, want: number[], msg: string) =>
   t.ok((got.toArray() as number[]).every((v, i) => Math.abs(v - want[i]) < 1e-6), `${msg}: ${got.toArray()} vs ${want}`);
 
 t.test('SGD: plain, weight decay, momentum, nesterov', async (t) => {
