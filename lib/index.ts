@@ -18,3 +18,7 @@ export * from './ops/kw';
 export * from './nn/module';
 export * from './nn/layers';
 export * from './kw';
+export * from './nn/norm';
+export * from './nn/activation';
+export * from './nn/init';
+export * from './models';
