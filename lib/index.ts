@@ -22,3 +22,5 @@ export * from './nn/norm';
 export * from './nn/activation';
 export * from './nn/init';
 export * from './models';
+export { saveStateDict, loadStateDictFile, readStateDictFile } from './io/checkpoint';
+export type { LoadStateDictFileOptions, LoadStateDictFileResult } from './io/checkpoint';
