@@ -24,3 +24,5 @@ export * from './nn/init';
 export * from './models';
 export { saveStateDict, loadStateDictFile, readStateDictFile } from './io/checkpoint';
 export type { LoadStateDictFileOptions, LoadStateDictFileResult } from './io/checkpoint';
+export { modelSummary, printSummary, formatSummary } from './cli/summary';
+export type { ModelSummary, WarehouseSummary, KWLayerSummary } from './cli/summary';
