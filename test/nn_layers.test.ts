@@ -34,6 +34,9 @@ t.test('BatchNorm2d: PyTorch state names, train mode = batchNorm op with batch s
   bn.forward(x);
   t.same(data(bn.runningMean!), before, 'eval mode leaves the running statistics alone');
   t.equal(Number(bn.getBuffer('num_batches_tracked')!.data()[0]), 2, 'and does not count');
+  bn.resetRunningStats();
+  t.same([data(bn.runningMean!), data(bn.runningVar!), Number(bn.getBuffer('num_batches_tracked')!.data()[0])],
+    [[0, 0, 0], [1, 1, 1], 0], 'resetRunningStats: 0, 1 and no batches');
 });
 
 t.test('BatchNorm eval mode normalises with the running statistics', async (t) => {

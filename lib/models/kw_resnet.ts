@@ -7,16 +7,14 @@
 //   const net = kw_resnet18({ cellNumRatio: 0.5, cellInplaneRatio: 0.5, cellOutplaneRatio: 0.5, sharingRange: 'layer_conv', numClasses: 10 });
 //   net.updateTemperature(1);
 //   const logits = net.forward(x);
-import { Dropout } from '../nn/activation';
-import { AdaptiveAvgPool2d } from '../nn/activation';
+import { AdaptiveAvgPool2d, Dropout } from '../nn/activation';
 import { Linear } from '../nn/layers';
-import { WarehouseManager } from '../kw/manager';
 import type { Tensor } from '../tensor';
 import { checkPositiveInt, checkRate, CreateModelOptions, ZooModel } from './common';
+import { warehouseManagerFor } from './kw_common';
 import {
   BasicBlock, Bottleneck, ConvFactory, initConvsAndNorms, makeStages, makeStem, resnetForward, ResNetLayout,
 } from './resnet';
-import { warehouseManagerFor } from './kw_common';
 
 export class KWResNet extends ZooModel {
   readonly dropout: Dropout;

@@ -192,10 +192,6 @@ export function resnetForward(m: Module, x: Tensor, dropout: Layer | null): Tens
   return consume(dropped, (f) => get('fc').forward(f));
 }
 
-export interface ResNetOptions extends ModelOptions {
-  smallInput?: boolean;
-}
-
 export class ResNet extends ZooModel {
   constructor(modelName: string, layout: ResNetLayout, opts: ModelOptions = {}) {
     const numClasses = checkPositiveInt(modelName, 'numClasses', opts.numClasses ?? 1000);
