@@ -1,7 +1,9 @@
 // Runs every reference case in KW_GOLDEN_DIR (default ../shared/golden), computed by the
 // official PyTorch code: `layers` cases are built, loaded and run forward and backward and
 // every output, gradient and running statistic compared; `invalid` cases must be rejected
-// with an error; `model` cases are skipped by name until the model zoo exists.
+// with an error; `model` cases build the official config's model (lib/models), load its
+// parameters (from the safetensors, or from the case's torch.save .pth), and compare eval
+// logits, train logits, loss, the listed gradients and the running statistics.
 // Run: npm run test:golden   (KW_GOLDEN_DIR=/path/to/cases npm run test:golden)
 import t from 'tap';
 import * as fs from 'fs';
@@ -11,7 +13,16 @@ import {
   tensor, updateTemperature,
 } from '../lib';
 import type { Layer } from '../lib';
-import { readSafetensors } from './helpers/safetensors';
+import { runModelCase } from './helpers/golden_model';
+import { rawToTensor } from '../lib/io/checkpoint';
+import { readSafetensors as readSafetensorsFile } from '../lib/io/safetensors';
+
+/** Every tensor of a reference file, as float32 tensors (the golden files hold F32 only). */
+function readSafetensors(file: string): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [k, raw] of readSafetensorsFile(file).tensors) out.set(k, rawToTensor(raw));
+  return out;
+}
 
 const goldenDir = process.env.KW_GOLDEN_DIR ?? path.resolve(__dirname, '..', '..', 'shared', 'golden');
 const TOLERANCE = 2e-4; // README: max|a − b| ≤ 2e-4 · max(1, max|b|)
@@ -126,6 +137,8 @@ function runInvalidCase(t: tap.Test, c: Json): void {
   t.match(msg, /\d/, 'the error gives the counts');
 }
 
+const configDir = path.resolve(__dirname, '..', 'configs');
+
 const files = fs.existsSync(goldenDir) ? fs.readdirSync(goldenDir).filter((f) => f.endsWith('.json')).sort() : [];
 t.ok(files.length > 0, `reference cases found in ${goldenDir}`);
 
@@ -138,7 +151,7 @@ for (const f of files) {
   } else if (c.kind === 'invalid') {
     t.test(`invalid case ${name}`, async (t) => runInvalidCase(t, c));
   } else if (c.kind === 'model') {
-    t.test(`model case ${name} (config ${c.config})`, { skip: 'needs the model zoo (lib/models)' }, async () => {});
+    t.test(`model case ${name} (config ${c.config})`, async (t) => runModelCase(t, c, readSafetensors(path.join(goldenDir, `${name}.safetensors`)), goldenDir, configDir));
   } else {
     t.fail(`${f}: unknown case kind ${JSON.stringify(c.kind)}`);
   }

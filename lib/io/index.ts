@@ -8,3 +8,5 @@ export { unpickle, PyDict, PyGlobal, TorchStorageType, isPyDict, DEFAULT_UNPICKL
 export type { UnpickleOptions, UnpickleLimits, TorchHooks, TensorRebuildArgs, TensorStub } from './pickle';
 export { readPth, extractStateDict, readPthStateDict } from './pth';
 export type { ReadPthOptions, ExtractStateDictOptions, ExtractedStateDict } from './pth';
+export { saveStateDict, loadStateDictFile, readStateDictFile, rawToTensor, tensorToRaw } from './checkpoint';
+export type { LoadStateDictFileOptions, LoadStateDictFileResult } from './checkpoint';

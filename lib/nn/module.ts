@@ -331,9 +331,14 @@ export class Sequential extends Module implements Layer {
       this.items.push(m);
     });
   }
+  /** Runs each child on the previous output; the intermediates it created are disposed (the graph keeps what it needs). */
   forward(x: Tensor): Tensor {
     let y = x;
-    for (const m of this.items) y = m.forward(y);
+    for (const m of this.items) {
+      const next = m.forward(y);
+      if (y !== x && next !== y) y.dispose();
+      y = next;
+    }
     return y;
   }
 }

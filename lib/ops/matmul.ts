@@ -65,5 +65,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     x.requiresGrad ? bmmRaw(dy, 1, sw, 1, rows, I, O, false, false, [...x.shape]) : null,
     weight.requiresGrad ? bmmRaw(dy, 1, sx, 1, O, I, rows, true, false, [O, I]) : null,
   ]);
-  return bias ? add(out, bias) : out;
+  if (!bias) return out;
+  const biased = add(out, bias);
+  out.dispose(); // the graph holds what it needs; without this the product lived until GC
+  return biased;
 }
