@@ -1,33 +1,136 @@
 #!/usr/bin/env node
-// kw-train: the command-line trainer. The training recipe lands with the training issue;
-// until then it checks that the native core loads and says what is available.
-import { buildInfo } from '../runtime';
-import { parseArgs } from './args';
+// kw-train: train and evaluate KernelWarehouse models as upstream main.py does, with its flag
+// names (--kw_config, --batch_size, --data_path, ...). With no arguments it runs the built-in
+// default: a small KW ResNet and the same network without KW, trained the same way on the
+// Fashion-MNIST subset that ships with the package, side by side.
+import { Args, helpText, parseArgs } from './args';
+import { buildDatasets, buildLoaders } from './datasets';
+import { printDoctor } from './doctor';
 import { printSummary } from './summary';
+import { createModelFromArgs } from '../models/registry';
+import { Generator } from '../random';
+import { buildInfo } from '../runtime';
+import { countParameters, evaluate, train, TrainArgs, TrainResult } from '../train/trainer';
+import { loadStateDictFile } from '../io/checkpoint';
+import { formatDuration } from '../train/progress';
 
-// --- model summary (lib/cli/summary.ts): `--summary [--json]` prints and exits -------------
-function summaryMain(argv: string[]): number {
+/** The built-in default recipe (flags as a user would type them). */
+export const DEFAULT_RECIPE = [
+  '--data_set', 'IDX', '--input_size', '28', '--epochs', '3', '--batch_size', '64',
+  '--opt', 'sgd', '--lr', '0.1', '--momentum', '0.9', '--weight_decay', '5e-4', '--warmup_epochs', '0', '--min_lr', '1e-4',
+  '--smoothing', '0', '--mixup', '0', '--cutmix', '0', '--temp_epoch', '1', '--drop_path', '0', '--dropout', '0',
+  '--sharing_range', 'layer', 'conv', '--device', 'cpu', '--seed', '0', '--num_workers', '2',
+];
+export const DEFAULT_MODELS = ['kw_resnet_mini', 'resnet_mini'];
+
+interface RunOutcome {
+  model: string;
+  params: number;
+  result: TrainResult | null;
+  acc1: number;
+  seconds: number;
+}
+
+async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
+  const t0 = Date.now();
+  const data = buildDatasets(args);
+  args.nb_classes = data.numClasses;
+  const generator = new Generator(Number(args.seed));
+  const build = () => createModelFromArgs(args, { inChans: data.inChans, generator });
+  const model = build();
+  const params = countParameters(model);
+  console.log(`${label}model ${args.model}: ${params.toLocaleString('en-US')} parameters; data: ${data.description}`);
+  if (args.use_amp) console.log(`${label}note: --use_amp is ignored on the CPU (float32 throughout)`);
+  const loaders = buildLoaders(data, args);
+  let stop = false;
+  const onSigint = () => {
+    if (stop) process.exit(130);
+    stop = true;
+    console.log(`\n${label}interrupted: stopping after this step (Ctrl-C again to quit now)`);
+  };
+  process.on('SIGINT', onSigint);
   try {
-    const args = parseArgs(argv);
-    printSummary(args, args.json === true);
-    return 0;
-  } catch (e) {
-    console.error(`kw-train: ${(e as Error).message}`);
-    return 2;
+    if (args.eval) {
+      const from = String(args.resume || '');
+      if (!from) throw new Error('--eval true needs --resume <checkpoint> (a .safetensors checkpoint or an official .pth)');
+      loadStateDictFile(from, model, { strict: true, modelKey: String(args.model_key), modelPrefix: String(args.model_prefix) });
+      if (!loaders.val) throw new Error('--eval true with --disable_eval true leaves nothing to do');
+      const r = await evaluate(model, loaders.val);
+      console.log(`${label}* Acc@1 ${r.acc1.toFixed(3)} Acc@5 ${r.acc5.toFixed(3)} loss ${r.loss.toFixed(3)}`);
+      return { model: String(args.model), params, result: null, acc1: r.acc1, seconds: (Date.now() - t0) / 1000 };
+    }
+    const result = await train({
+      model,
+      trainLoader: loaders.train,
+      evalLoader: loaders.val,
+      args: args as unknown as TrainArgs,
+      createEmaModel: build,
+      isConvnext: String(args.model).includes('convnext'),
+      mixup: loaders.mixup,
+      label,
+      shouldStop: () => stop,
+    });
+    const last = result.history[result.history.length - 1];
+    const acc1 = last?.test_acc1 ?? NaN;
+    console.log(`${label}done in ${formatDuration((Date.now() - t0) / 1000)}: max accuracy ${result.maxAccuracy.toFixed(2)}%` + (args.output_dir ? `; checkpoints and log.txt in ${args.output_dir}` : ''));
+    return { model: String(args.model), params, result, acc1, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    process.off('SIGINT', onSigint);
+    await loaders.train.close();
+    await loaders.val?.close();
+    model.dispose();
   }
 }
-// ---------------------------------------------------------------------------------------------
 
-function main(argv: string[]): number {
-  if (argv.includes('--summary')) return summaryMain(argv);
-  if (argv.includes('--help') || argv.includes('-h')) {
-    console.log('usage: kw-train [--kw_config <config.json>] [flags]\n\nTraining is not implemented yet in this version.');
-    return 0;
-  }
+async function defaultRun(): Promise<number> {
   const info = buildInfo();
-  console.log(`kernelwarehouse ${info.version} (native core: ${info.gemm}, ${info.threads} threads)`);
-  console.log('kw-train: training is not available yet in this version (see the README for what is).');
+  console.log(`kernelwarehouse ${info.version}: the built-in default run (${info.threads} threads, ${info.gemm.split(' ').slice(0, 2).join(' ')})`);
+  console.log(`Trains ${DEFAULT_MODELS.join(' and ')} the same way on the bundled Fashion-MNIST subset.`);
+  console.log(`The same command by hand: npx kw-train --model <name> ${DEFAULT_RECIPE.join(' ')}\n`);
+  const outcomes: RunOutcome[] = [];
+  for (const name of DEFAULT_MODELS) outcomes.push(await runTraining(parseArgs(['--model', name, ...DEFAULT_RECIPE]), `[${name}] `));
+  console.log('\nmodel             parameters   test acc@1   time');
+  for (const o of outcomes) console.log(`${o.model.padEnd(16)}  ${o.params.toLocaleString('en-US').padStart(10)}   ${o.acc1.toFixed(2).padStart(9)}%   ${formatDuration(o.seconds)}`);
   return 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+async function main(argv: string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    console.error(`kw-train: ${(e as Error).message}\n(kw-train --help lists the flags)`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(helpText());
+    return 0;
+  }
+  if (args.doctor) {
+    printDoctor(args.json === true);
+    return 0;
+  }
+  if (args.summary) {
+    printSummary(args, args.json === true);
+    return 0;
+  }
+  // upstream's default device is cuda; here a GPU must be asked for and is refused clearly
+  const explicitDevice = argv.some((a) => a === '--device' || a.startsWith('--device='));
+  if (explicitDevice && args.device !== 'cpu') {
+    console.error(`kw-train: --device ${args.device}: this build of kernelwarehouse has no CUDA backend (CPU only); use --device cpu`);
+    return 1;
+  }
+  if (argv.length === 0) return defaultRun();
+  await runTraining(args);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: Error) => {
+    console.error(`kw-train: ${e.message}`);
+    process.exitCode = 1;
+  },
+);

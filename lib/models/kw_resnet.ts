@@ -13,7 +13,7 @@ import type { Tensor } from '../tensor';
 import { checkPositiveInt, checkRate, CreateModelOptions, ZooModel } from './common';
 import { warehouseManagerFor } from './kw_common';
 import {
-  BasicBlock, Bottleneck, ConvFactory, initConvsAndNorms, makeStages, makeStem, resnetForward, ResNetLayout,
+  BasicBlock, Bottleneck, ConvFactory, featureWidth, initConvsAndNorms, makeStages, makeStem, resnetForward, ResNetLayout,
 } from './resnet';
 
 export class KWResNet extends ZooModel {
@@ -27,7 +27,7 @@ export class KWResNet extends ZooModel {
     const wm = warehouseManagerFor(opts, { reduction: 0.0625, cellNumRatio: 1, cellInplaneRatio: 1, cellOutplaneRatio: 1,
       sharingRange: ['layer', 'conv'], nonlocalBasisRatio: 1 });
     this.warehouseManager = this.registerModule('warehouse_manager', wm);
-    makeStem(this, inChans, !!layout.smallInput, g);
+    makeStem(this, inChans, !!layout.smallInput, g, layout.width);
     const conv: ConvFactory = (s) => wm.reserve({
       inPlanes: s.inPlanes, outPlanes: s.outPlanes, kernelSize: s.kernelSize, stride: s.stride,
       padding: s.kernelSize === 3 ? 1 : 0, warehouseName: s.warehouseName, enabled: s.enabled, bias: false,
@@ -36,7 +36,7 @@ export class KWResNet extends ZooModel {
     this.registerModule('avgpool', new AdaptiveAvgPool2d([1, 1]));
     // Upstream's default is 0.1; main.py always passes --dropout (default 0).
     this.dropout = this.registerModule('dropout', new Dropout(checkRate(modelName, 'dropout', opts.dropout ?? 0.1), g));
-    this.registerModule('fc', new Linear(512 * layout.block.expansion, numClasses, true, { generator: g }));
+    this.registerModule('fc', new Linear(featureWidth(layout), numClasses, true, { generator: g }));
     initConvsAndNorms(this, g); // fc keeps nn.Linear's default init, as upstream
     wm.store();
     wm.allocate(this);
@@ -64,4 +64,13 @@ export function kw_resnet18_small(opts: CreateModelOptions = {}): KWResNet {
 /** KW-ResNet-50 for 28–32 px images. */
 export function kw_resnet50_small(opts: CreateModelOptions = {}): KWResNet {
   return new KWResNet('kw_resnet50_small', { block: Bottleneck, layers: [3, 4, 6, 3], smallInput: true }, opts);
+}
+
+/**
+ * KW version of resnet_mini (one BasicBlock per stage, widths 16/32/64/128, small-input stem):
+ * the KW model of the built-in default run.
+ * @example kw_resnet_mini({ inChans: 1, numClasses: 10 })
+ */
+export function kw_resnet_mini(opts: CreateModelOptions = {}): KWResNet {
+  return new KWResNet('kw_resnet_mini', { block: BasicBlock, layers: [1, 1, 1, 1], smallInput: true, width: 16 }, opts);
 }

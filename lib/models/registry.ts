@@ -11,9 +11,9 @@ import { convnext_tiny } from './convnext';
 import { kw1d2x_mobilenetv2_050, kw1d2x_mobilenetv2_100 } from './kw1d2x_mobilenetv2';
 import { kw_convnext_tiny } from './kw_convnext';
 import { kw_mobilenetv2_050, kw_mobilenetv2_100 } from './kw_mobilenetv2';
-import { kw_resnet18, kw_resnet18_small, kw_resnet50, kw_resnet50_small } from './kw_resnet';
+import { kw_resnet18, kw_resnet18_small, kw_resnet50, kw_resnet50_small, kw_resnet_mini } from './kw_resnet';
 import { mobilenetv2_050, mobilenetv2_100 } from './mobilenetv2';
-import { resnet18, resnet18_small, resnet50, resnet50_small } from './resnet';
+import { resnet18, resnet18_small, resnet50, resnet50_small, resnet_mini } from './resnet';
 
 export type ModelFactory = (opts?: CreateModelOptions) => ZooModel;
 
@@ -23,7 +23,7 @@ const MODELS: Record<string, ModelFactory> = {
   kw1d2x_mobilenetv2_050, kw1d2x_mobilenetv2_100,
   convnext_tiny, kw_convnext_tiny,
   // this package's own: small-input variants for 28–32 px images
-  resnet18_small, resnet50_small, kw_resnet18_small, kw_resnet50_small,
+  resnet18_small, resnet50_small, kw_resnet18_small, kw_resnet50_small, resnet_mini, kw_resnet_mini,
 };
 
 /** Every registered model name. */

@@ -125,6 +125,13 @@ export interface ResNetLayout {
   layers: [number, number, number, number];
   /** 3×3 stride-1 stem and no max pool, for 28–32 px inputs. */
   smallInput?: boolean;
+  /** Width of the stem and first stage (64 upstream); stage s has width·2^s planes. */
+  width?: number;
+}
+
+/** Channels entering the classifier. */
+export function featureWidth(layout: ResNetLayout): number {
+  return 8 * (layout.width ?? 64) * layout.block.expansion;
 }
 
 /**
@@ -135,9 +142,10 @@ export interface ResNetLayout {
 export function makeStages(owner: Module, layout: ResNetLayout, conv: ConvFactory, dropPath: number,
   downsampleEnabled: (stride: number) => boolean): void {
   const block = layout.block;
-  let inplanes = 64;
+  const width = layout.width ?? 64;
+  let inplanes = width;
   let layerIdx = 0;
-  [64, 128, 256, 512].forEach((planes, stage) => {
+  [width, 2 * width, 4 * width, 8 * width].forEach((planes, stage) => {
     const stride = stage === 0 ? 1 : 2;
     let downsample: (Module & Layer) | null = null;
     if (stride !== 1 || inplanes !== planes * block.expansion) {
@@ -160,11 +168,11 @@ export function makeStages(owner: Module, layout: ResNetLayout, conv: ConvFactor
 }
 
 /** Registers conv1, bn1, relu, maxpool: the 7×7/2 stem and 3×3/2 max pool, or the small-input stem. */
-export function makeStem(owner: Module, inChans: number, smallInput: boolean, g?: Generator): void {
+export function makeStem(owner: Module, inChans: number, smallInput: boolean, g?: Generator, width = 64): void {
   owner.registerModule('conv1', smallInput
-    ? new Conv2d(inChans, 64, 3, { stride: 1, padding: 1, bias: false, generator: g })
-    : new Conv2d(inChans, 64, 7, { stride: 2, padding: 3, bias: false, generator: g }));
-  owner.registerModule('bn1', new BatchNorm2d(64));
+    ? new Conv2d(inChans, width, 3, { stride: 1, padding: 1, bias: false, generator: g })
+    : new Conv2d(inChans, width, 7, { stride: 2, padding: 3, bias: false, generator: g }));
+  owner.registerModule('bn1', new BatchNorm2d(width));
   owner.registerModule('relu', new ReLU());
   owner.registerModule('maxpool', smallInput ? new Identity() : new MaxPool2d(3, { stride: 2, padding: 1 }));
 }
@@ -199,10 +207,10 @@ export class ResNet extends ZooModel {
     const inChans = checkPositiveInt(modelName, 'inChans', opts.inChans ?? 3);
     const dropPath = checkRate(modelName, 'dropPathRate', opts.dropPathRate ?? 0);
     const g = opts.generator;
-    makeStem(this, inChans, !!layout.smallInput, g);
+    makeStem(this, inChans, !!layout.smallInput, g, layout.width);
     makeStages(this, layout, plainConv(g), dropPath, () => true);
     this.registerModule('avgpool', new AdaptiveAvgPool2d([1, 1]));
-    const fc = this.registerModule('fc', new Linear(512 * layout.block.expansion, numClasses, true, { generator: g }));
+    const fc = this.registerModule('fc', new Linear(featureWidth(layout), numClasses, true, { generator: g }));
     initConvsAndNorms(this, g);
     normal_(fc.weight, { std: 0.01, generator: g });
     constant_(fc.bias!, 0);
@@ -230,4 +238,13 @@ export function resnet18_small(opts: ModelOptions = {}): ResNet {
 /** ResNet-50 for 28–32 px images: 3×3 stride-1 stem, no max pool. */
 export function resnet50_small(opts: ModelOptions = {}): ResNet {
   return new ResNet('resnet50_small', { block: Bottleneck, layers: [3, 4, 6, 3], smallInput: true }, opts);
+}
+
+/**
+ * A mini ResNet for 28–32 px images: one BasicBlock per stage, widths 16/32/64/128 (about
+ * 0.7 M parameters). The built-in default run trains it beside kw_resnet_mini.
+ * @example resnet_mini({ inChans: 1, numClasses: 10 })
+ */
+export function resnet_mini(opts: ModelOptions = {}): ResNet {
+  return new ResNet('resnet_mini', { block: BasicBlock, layers: [1, 1, 1, 1], smallInput: true, width: 16 }, opts);
 }
