@@ -65,12 +65,12 @@ export interface LoaderSet {
   mixup: boolean;
 }
 
-/** The small-input recipe (≤ 32 px): random crop with padding 4 and flips for training. */
+/** The small-input recipe (≤ 32 px): random crop with padding (--crop_padding, 4) and flips for training. */
 export function buildLoaders(d: Datasets, args: Record<string, unknown>): LoaderSet {
   const size = Number(args.input_size);
   const [, h] = d.train.shape;
   if (size > 64) throw new Error(`--input_size ${size}: images of ${h}×${h} are trained at their own scale here; use --input_size ${h} (or ≤ 32)`);
-  const trainAug: AugmentSpec = { size, padding: 4, flip: 0.5, mean: d.mean, std: d.std };
+  const trainAug: AugmentSpec = { size, padding: Number(args.crop_padding), flip: 0.5, mean: d.mean, std: d.std };
   const evalAug: AugmentSpec = { size, padding: Math.max(0, Math.ceil((size - h) / 2)), flip: 0, mean: d.mean, std: d.std };
   const mixupOn = Number(args.mixup) > 0 || Number(args.cutmix) > 0;
   const mixup: MixupSpec | null = mixupOn

@@ -16,7 +16,7 @@ import { formatDuration } from '../train/progress';
 
 /** The built-in default recipe (flags as a user would type them). */
 export const DEFAULT_RECIPE = [
-  '--data_set', 'IDX', '--input_size', '28', '--epochs', '3', '--batch_size', '64',
+  '--data_set', 'IDX', '--input_size', '28', '--crop_padding', '0', '--epochs', '4', '--batch_size', '64',
   '--opt', 'sgd', '--lr', '0.1', '--momentum', '0.9', '--weight_decay', '5e-4', '--warmup_epochs', '0', '--min_lr', '1e-4',
   '--smoothing', '0', '--mixup', '0', '--cutmix', '0', '--temp_epoch', '1', '--drop_path', '0', '--dropout', '0',
   '--sharing_range', 'layer', 'conv', '--device', 'cpu', '--seed', '0', '--num_workers', '2',
