@@ -11,7 +11,7 @@ import { createModelFromArgs } from '../models/registry';
 import { Generator } from '../random';
 import { buildInfo } from '../runtime';
 import { countParameters, evaluate, train, TrainArgs, TrainResult } from '../train/trainer';
-import { loadStateDictFile } from '../io/checkpoint';
+import { loadModelWeights } from '../train/checkpoint';
 import { formatDuration } from '../train/progress';
 
 /** The built-in default recipe (flags as a user would type them). */
@@ -53,7 +53,7 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
     if (args.eval) {
       const from = String(args.resume || '');
       if (!from) throw new Error('--eval true needs --resume <checkpoint> (a .safetensors checkpoint or an official .pth)');
-      loadStateDictFile(from, model, { strict: true, modelKey: String(args.model_key), modelPrefix: String(args.model_prefix) });
+      loadModelWeights(from, model, { strict: true, modelKey: String(args.model_key), modelPrefix: String(args.model_prefix) });
       if (!loaders.val) throw new Error('--eval true with --disable_eval true leaves nothing to do');
       const r = await evaluate(model, loaders.val);
       console.log(`${label}* Acc@1 ${r.acc1.toFixed(3)} Acc@5 ${r.acc5.toFixed(3)} loss ${r.loss.toFixed(3)}`);
@@ -94,7 +94,8 @@ async function defaultRun(): Promise<number> {
   return 0;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Runs kw-train with these arguments and returns its exit code. */
+export async function main(argv: string[]): Promise<number> {
   let args: Args;
   try {
     args = parseArgs(argv);
@@ -125,12 +126,13 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: Error) => {
-    console.error(`kw-train: ${e.message}`);
-    process.exitCode = 1;
-  },
-);
+if (require.main === module)
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: Error) => {
+      console.error(`kw-train: ${e.message}`);
+      process.exitCode = 1;
+    },
+  );

@@ -5,30 +5,10 @@
 // rename), so a kill mid-write never leaves a broken latest checkpoint.
 import * as fs from 'fs';
 import * as path from 'path';
+import { loadStateDictFile, rawToTensor, tensorToRaw } from '../io/checkpoint';
 import { RawTensor, readSafetensors, writeSafetensors } from '../io/safetensors';
-import { tensor, Tensor } from '../tensor';
-
-export function toRaw(t: Tensor): RawTensor {
-  const shape = [...t.shape];
-  switch (t.dtype) {
-    case 'float32': return { dtype: 'F32', shape, data: t.data() as Float32Array };
-    case 'int64': return { dtype: 'I64', shape, data: t.data() as BigInt64Array };
-    case 'int32': return { dtype: 'I32', shape, data: t.data() as Int32Array };
-    case 'uint8': return { dtype: 'U8', shape, data: t.data() as Uint8Array };
-  }
-}
-
-export function fromRaw(r: RawTensor, name: string): Tensor {
-  switch (r.dtype) {
-    case 'F32':
-    case 'I64':
-    case 'I32':
-    case 'U8':
-      return tensor(r.data, r.shape);
-    default:
-      throw new Error(`checkpoint tensor '${name}' has dtype ${r.dtype}; expected F32, I64, I32 or U8`);
-  }
-}
+import type { Module } from '../nn/module';
+import type { Tensor } from '../tensor';
 
 export interface CheckpointContents {
   model: Map<string, Tensor>;
@@ -55,9 +35,9 @@ export interface SaveCheckpointInput {
 
 export function saveCheckpoint(file: string, c: SaveCheckpointInput): void {
   const raw = new Map<string, RawTensor>();
-  for (const [k, v] of c.model) raw.set(`model.${k}`, toRaw(v));
-  if (c.modelEma) for (const [k, v] of c.modelEma) raw.set(`model_ema.${k}`, toRaw(v));
-  for (const [k, v] of c.optimizer.tensors) raw.set(`optimizer.${k}`, toRaw(v));
+  for (const [k, v] of c.model) raw.set(`model.${k}`, tensorToRaw(v));
+  if (c.modelEma) for (const [k, v] of c.modelEma) raw.set(`model_ema.${k}`, tensorToRaw(v));
+  for (const [k, v] of c.optimizer.tensors) raw.set(`optimizer.${k}`, tensorToRaw(v));
   writeSafetensors(file, raw, {
     format: 'kernelwarehouse-checkpoint',
     epoch: JSON.stringify(c.epoch),
@@ -85,7 +65,7 @@ export function loadCheckpoint(file: string): CheckpointContents {
     const [prefix, name] = [k.slice(0, dot), k.slice(dot + 1)];
     const target = prefix === 'model' ? model : prefix === 'model_ema' ? ema : prefix === 'optimizer' ? opt : null;
     if (!target) throw new Error(`${file}: unexpected tensor '${k}' (expected model.*, model_ema.* or optimizer.*)`);
-    target.set(name, fromRaw(v, k));
+    target.set(name, rawToTensor(v));
   }
   const epoch = parse('epoch');
   if (typeof epoch !== 'number' && typeof epoch !== 'string') throw new Error(`${file}: metadata 'epoch' is missing`);
@@ -116,4 +96,31 @@ export function latestCheckpoint(dir: string): string | null {
     if (m) best = Math.max(best, Number(m[1]));
   }
   return best >= 0 ? path.join(dir, `checkpoint-${best}.safetensors`) : null;
+}
+
+/**
+ * Loads model weights from a training checkpoint of ours (the first of --model_key's names
+ * present: model or model_ema) or, for any other file, a plain state dict (.safetensors or an
+ * official .pth, with --model_key / --model_prefix as upstream).
+ */
+export function loadModelWeights(file: string, model: Module, opts: { modelKey?: string; modelPrefix?: string; strict?: boolean } = {}): void {
+  let ours: CheckpointContents | null = null;
+  try {
+    const head = readSafetensors(file).metadata;
+    if (head.format === 'kernelwarehouse-checkpoint') ours = loadCheckpoint(file);
+  } catch {
+    ours = null; // not a safetensors file: a .pth or a plain state dict
+  }
+  if (!ours) {
+    loadStateDictFile(file, model, opts);
+    return;
+  }
+  try {
+    const keys = (opts.modelKey ?? 'model|module').split('|');
+    const pick = keys.map((k) => (k === 'model' ? ours!.model : k === 'model_ema' ? ours!.modelEma : null)).find((m) => m && m.size);
+    if (!pick) throw new Error(`${file}: none of --model_key ${opts.modelKey} is in this checkpoint (it has model${ours.modelEma ? ', model_ema' : ''})`);
+    model.loadStateDict(pick, { strict: opts.strict ?? true });
+  } finally {
+    disposeCheckpoint(ours);
+  }
 }
