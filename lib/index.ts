@@ -26,3 +26,13 @@ export { saveStateDict, loadStateDictFile, readStateDictFile } from './io/checkp
 export type { LoadStateDictFileOptions, LoadStateDictFileResult } from './io/checkpoint';
 export { modelSummary, printSummary, formatSummary } from './cli/summary';
 export type { ModelSummary, WarehouseSummary, KWLayerSummary } from './cli/summary';
+export * from './train/optim';
+export { train, evaluate, countParameters } from './train/trainer';
+export type { TrainOptions, TrainArgs, TrainResult, EpochStats, TrainableModel } from './train/trainer';
+export { cosineSchedule, temperature } from './train/schedule';
+export { saveCheckpoint, loadCheckpoint, loadModelWeights } from './train/checkpoint';
+export { DataLoader, toShared } from './data/loader';
+export type { ImageDataset, LoaderOptions } from './data/loader';
+export { loadIdxDataset } from './data/idx';
+export { loadCifar } from './data/cifar';
+export { parseArgs } from './cli/args';
