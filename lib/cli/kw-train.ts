@@ -112,7 +112,12 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.summary) {
-    printSummary(args, args.json === true);
+    try {
+      printSummary(args, args.json === true);
+    } catch (e) {
+      console.error(`kw-train: ${(e as Error).message}`);
+      return 2; // a bad model name or config, like a bad flag
+    }
     return 0;
   }
   // upstream's default device is cuda; here a GPU must be asked for and is refused clearly
