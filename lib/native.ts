@@ -13,11 +13,21 @@ function findPackageRoot(): string {
 }
 export const packageRoot = findPackageRoot();
 
+function cpuFeatures(): string {
+  try {
+    const flags = /^flags\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1].split(' ') ?? [];
+    const wanted = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f'];
+    return wanted.filter((f) => flags.includes(f)).join(',') || 'none of sse4_2/avx/avx2/fma/avx512f';
+  } catch {
+    return 'unknown';
+  }
+}
+
 function describeMachine(): string {
   const libc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)
     ?.header?.glibcVersionRuntime;
   return `platform=${process.platform} arch=${process.arch} libc=${libc ? 'glibc ' + libc : 'unknown'} ` +
-    `node=${process.version} napi=${process.versions.napi}`;
+    `node=${process.version} napi=${process.versions.napi} cpu=${cpuFeatures()}`;
 }
 
 function load(): Binding {
@@ -33,8 +43,8 @@ function load(): Binding {
     throw new Error(
       `kernelwarehouse: no native addon fits this machine (${describeMachine()}).\n` +
         `Looked in ${path.join(packageRoot, 'prebuilds')} and ${path.join(packageRoot, 'build', 'Release')}.\n` +
-        `Build it from source with:  cd ${packageRoot} && npx cmake-js compile\n` +
-        `(needs cmake and g++; apt-get install libopenblas-dev for the fast GEMM)\n` +
+        `Build it from source (from a git checkout; needs cmake and g++, and libopenblas-dev for the fast GEMM):\n` +
+        `  cd ${packageRoot} && npx cmake-js compile\n` +
         `Cause: ${(err as Error).message}`,
     );
   }

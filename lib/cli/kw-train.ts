@@ -82,13 +82,17 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
   }
 }
 
-async function defaultRun(): Promise<number> {
+/** Flags that pick a model or data; without any of them kw-train runs the built-in default. */
+const CHOOSES_THE_JOB = ['model', 'kw_config', 'data_path', 'data_set', 'eval', 'resume', 'finetune'];
+
+/** The built-in default; `overrides` (flags the user gave, e.g. --epochs 1) win over its recipe. */
+async function defaultRun(overrides: string[]): Promise<number> {
   const info = buildInfo();
   console.log(`kernelwarehouse ${info.version}: the built-in default run (${info.threads} threads, ${info.gemm.split(' ').slice(0, 2).join(' ')})`);
   console.log(`Trains ${DEFAULT_MODELS.join(' and ')} the same way on the bundled Fashion-MNIST subset.`);
   console.log(`The same command by hand: npx kw-train --model <name> ${DEFAULT_RECIPE.join(' ')}\n`);
   const outcomes: RunOutcome[] = [];
-  for (const name of DEFAULT_MODELS) outcomes.push(await runTraining(parseArgs(['--model', name, ...DEFAULT_RECIPE]), `[${name}] `));
+  for (const name of DEFAULT_MODELS) outcomes.push(await runTraining(parseArgs(['--model', name, ...DEFAULT_RECIPE, ...overrides]), `[${name}] `));
   console.log('\nmodel             parameters   test acc@1   time');
   for (const o of outcomes) console.log(`${o.model.padEnd(16)}  ${o.params.toLocaleString('en-US').padStart(10)}   ${o.acc1.toFixed(2).padStart(9)}%   ${formatDuration(o.seconds)}`);
   return 0;
@@ -126,7 +130,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`kw-train: --device ${args.device}: this build of kernelwarehouse has no CUDA backend (CPU only); use --device cpu`);
     return 1;
   }
-  if (argv.length === 0) return defaultRun();
+  const named = argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0].replace(/-/g, '_'));
+  if (!named.some((n) => CHOOSES_THE_JOB.includes(n))) return defaultRun(argv);
   await runTraining(args);
   return 0;
 }
