@@ -3,7 +3,10 @@
 import { ArgumentError } from '../errors';
 import { updateTemperature, WarehouseManager } from '../kw/manager';
 import type { PerWarehouse } from '../kw/sharing';
+import { constant_, kaimingNormal_ } from '../nn/init';
+import { ConvNd } from '../nn/layers';
 import { Layer, Module } from '../nn/module';
+import { BatchNormNd } from '../nn/norm';
 import type { Generator } from '../random';
 import { Tensor } from '../tensor';
 
@@ -102,4 +105,17 @@ export function consume(x: Tensor, f: (x: Tensor) => Tensor): Tensor {
 export function linspace(end: number, steps: number): number[] {
   if (steps === 1) return [0];
   return Array.from({ length: steps }, (_, i) => Math.fround((end * i) / (steps - 1)));
+}
+
+/** Upstream's init loop: every Conv2d kaiming-normal (fan_out), BatchNorm weight 1 and bias 0. */
+export function initConvsAndNorms(m: Module, g?: Generator): void {
+  for (const x of m.modules()) {
+    if (x instanceof ConvNd && x.dimension === 2) {
+      kaimingNormal_(x.weight, { mode: 'fan_out', generator: g });
+      if (x.bias) constant_(x.bias, 0);
+    } else if (x instanceof BatchNormNd && x.weight && x.bias) {
+      constant_(x.weight, 1);
+      constant_(x.bias, 0);
+    }
+  }
 }

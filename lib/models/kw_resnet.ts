@@ -10,10 +10,10 @@
 import { AdaptiveAvgPool2d, Dropout } from '../nn/activation';
 import { Linear } from '../nn/layers';
 import type { Tensor } from '../tensor';
-import { checkPositiveInt, checkRate, CreateModelOptions, ZooModel } from './common';
+import { checkPositiveInt, checkRate, CreateModelOptions, initConvsAndNorms, ZooModel } from './common';
 import { warehouseManagerFor } from './kw_common';
 import {
-  BasicBlock, Bottleneck, ConvFactory, featureWidth, initConvsAndNorms, makeStages, makeStem, resnetForward, ResNetLayout,
+  BasicBlock, Bottleneck, ConvFactory, featureWidth, makeStages, makeStem, resnetForward, ResNetLayout,
 } from './resnet';
 
 export class KWResNet extends ZooModel {

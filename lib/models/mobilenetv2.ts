@@ -9,10 +9,11 @@ import { add } from '../ops/elementwise';
 import { reshape } from '../ops/layout';
 import { globalAvgPool } from '../ops/pool';
 import { Dropout, ReLU6 } from '../nn/activation';
-import { constant_, kaimingNormal_, normal_ } from '../nn/init';
-import { Conv2d, ConvNd, Linear } from '../nn/layers';
+import { constant_, normal_ } from '../nn/init';
+import { Conv2d, Linear } from '../nn/layers';
 import { Layer, Module, Sequential } from '../nn/module';
-import { BatchNorm2d, BatchNormNd } from '../nn/norm';
+import { BatchNorm2d } from '../nn/norm';
+import { initConvsAndNorms } from './common';
 import type { Generator } from '../random';
 import { Tensor } from '../tensor';
 import { checkPositiveInt, checkRate, consume, ModelOptions, ZooModel } from './common';
@@ -115,18 +116,12 @@ export function mobileFeatures(conv: MobileConvFactory, widthMult: number, inCha
 
 /** Upstream's init loop: Conv2d kaiming-normal (fan_out), norms 1/0, Linear N(0, 0.01²) with zero bias. */
 export function initMobileNet(m: Module, g?: Generator): void {
-  for (const x of m.modules()) {
-    if (x instanceof ConvNd && x.dimension === 2) {
-      kaimingNormal_(x.weight, { mode: 'fan_out', generator: g });
-      if (x.bias) constant_(x.bias, 0);
-    } else if (x instanceof BatchNormNd && x.weight && x.bias) {
-      constant_(x.weight, 1);
-      constant_(x.bias, 0);
-    } else if (x instanceof Linear) {
+  initConvsAndNorms(m, g);
+  for (const x of m.modules())
+    if (x instanceof Linear) {
       normal_(x.weight, { std: 0.01, generator: g });
       if (x.bias) constant_(x.bias, 0);
     }
-  }
 }
 
 /** features → global average pool → [B, C]. */

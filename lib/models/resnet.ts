@@ -8,13 +8,13 @@
 import { add } from '../ops/elementwise';
 import { flatten } from '../ops/layout';
 import { AdaptiveAvgPool2d, DropPath, Identity, MaxPool2d, ReLU } from '../nn/activation';
-import { constant_, kaimingNormal_, normal_ } from '../nn/init';
-import { Conv2d, ConvNd, Linear } from '../nn/layers';
+import { constant_, normal_ } from '../nn/init';
+import { Conv2d, Linear } from '../nn/layers';
 import { Layer, Module, Sequential } from '../nn/module';
-import { BatchNorm2d, BatchNormNd } from '../nn/norm';
+import { BatchNorm2d } from '../nn/norm';
 import type { Generator } from '../random';
 import { Tensor } from '../tensor';
-import { chain, checkPositiveInt, checkRate, consume, ModelOptions, ZooModel } from './common';
+import { chain, checkPositiveInt, checkRate, consume, initConvsAndNorms, ModelOptions, ZooModel } from './common';
 
 /** One convolution of a block: a plain Conv2d, or a KW layer reserved under `warehouseName`. */
 export interface ConvSpec {
@@ -177,18 +177,6 @@ export function makeStem(owner: Module, inChans: number, smallInput: boolean, g?
   owner.registerModule('maxpool', smallInput ? new Identity() : new MaxPool2d(3, { stride: 2, padding: 1 }));
 }
 
-/** Upstream's init loop: every Conv2d kaiming-normal (fan_out), BatchNorm weight 1 and bias 0. */
-export function initConvsAndNorms(m: Module, g?: Generator): void {
-  for (const x of m.modules()) {
-    if (x instanceof ConvNd && x.dimension === 2) {
-      kaimingNormal_(x.weight, { mode: 'fan_out', generator: g });
-      if (x.bias) constant_(x.bias, 0);
-    } else if (x instanceof BatchNormNd && x.weight && x.bias) {
-      constant_(x.weight, 1);
-      constant_(x.bias, 0);
-    }
-  }
-}
 
 /** The shared forward of ResNet and KW-ResNet: stem, four stages, pool, (dropout), fc. */
 export function resnetForward(m: Module, x: Tensor, dropout: Layer | null): Tensor {
