@@ -7,6 +7,7 @@ import { loadIdxDataset } from '../data/idx';
 import { scanImageFolder } from '../data/image_folder';
 import { DataLoader, Dataset, ImageDataset, toShared } from '../data/loader';
 import { MixupSpec } from '../data/mixup';
+import { parseRandAugment } from '../data/randaugment';
 import { Interpolation, TransformSpec } from '../data/transforms';
 import { packageRoot } from '../native';
 
@@ -107,6 +108,9 @@ export function buildTransformSpec(args: Record<string, unknown>, mean: number[]
   const aaArg = args.aa == null ? '' : String(args.aa);
   const autoAugment = aaArg === '' || aaArg.toLowerCase() === 'none' ? null : aaArg;
   if (autoAugment && !autoAugment.startsWith('rand')) throw new Error(`--aa ${autoAugment}: only RandAugment ('rand-...') policies are supported`);
+  if (autoAugment) parseRandAugment(autoAugment); // a bad policy fails here, not in a worker
+  const remode = String(args.remode);
+  if (!['pixel', 'rand', 'const', ''].includes(remode)) throw new Error(`--remode ${remode}: one of pixel, rand, const`);
   const cj = Number(args.color_jitter);
   const cropPct = args.crop_pct == null ? 224 / 256 : Number(args.crop_pct);
   return {
@@ -114,7 +118,7 @@ export function buildTransformSpec(args: Record<string, unknown>, mean: number[]
     train: {
       scale, ratio, interpolation: interp as Interpolation, flip: 0.5,
       colorJitter: autoAugment || !(cj > 0) ? null : [cj, cj, cj],
-      autoAugment, reprob: Number(args.reprob), remode: String(args.remode), recount: Number(args.recount),
+      autoAugment, reprob: Number(args.reprob), remode, recount: Number(args.recount),
     },
     eval: size >= 384 ? { mode: 'warp', resize: size } : { mode: 'crop', resize: Math.trunc(size / cropPct) },
   };
