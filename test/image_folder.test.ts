@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { decodeImage, scanImageFolder } from '../lib/data/image_folder';
 import { DataLoader } from '../lib/data/loader';
 import { loadIdxDataset } from '../lib/data/idx';
-import { BUNDLED_DATA, buildTransformSpec } from '../lib/cli/datasets';
+import { BUNDLED_DATA, buildDatasets, buildLoaders, buildTransformSpec } from '../lib/cli/datasets';
 import { main } from '../lib/cli/kw-train';
 
 const fashion = loadIdxDataset(BUNDLED_DATA, 'train');
@@ -149,6 +149,24 @@ t.test('bad files give errors naming the file', async (t) => {
   fs.mkdirSync(path.join(dir, 'class_empty'));
   t.throws(() => scanImageFolder(dir), /class folder .*class_empty holds no images/);
   t.throws(() => scanImageFolder(path.join(dir, 'nope')), /nope is not a folder/);
+});
+
+t.test('--data_set IMNET reads <data_path>/train and /val with 1000 classes; image_folder checks --nb_classes', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'imnet-'));
+  for (const split of ['train', 'val']) for (const cls of ['n01', 'n02']) await writeGray(path.join(root, split, cls, 'a.png'), 0);
+  const d = buildDatasets({ data_set: 'IMNET', data_path: root, imagenet_default_mean_and_std: true });
+  t.equal(d.numClasses, 1000);
+  t.match(d.description, /2 train \/ 2 eval images in 2 classes/);
+  t.same(d.mean, [0.485, 0.456, 0.406]);
+  const f = buildDatasets({ data_set: 'image_folder', data_path: path.join(root, 'train'), eval_data_path: path.join(root, 'val'), nb_classes: 2, imagenet_default_mean_and_std: false });
+  t.same([f.numClasses, f.mean], [2, [0.5, 0.5, 0.5]]);
+  t.throws(() => buildDatasets({ data_set: 'image_folder', data_path: '', nb_classes: 2 }), /needs --data_path/);
+  const loaders = buildLoaders(f, { input_size: 64, train_interpolation: 'bilinear', aa: 'rand-m9-mstd0.5-inc1', color_jitter: 0.4, crop_pct: null, reprob: 0.25, remode: 'pixel', recount: 1, crop_padding: 4, mixup: 0, cutmix: 0, num_workers: 1, batch_size: 2, seed: 0 });
+  const b = await collect(loaders.val!);
+  t.same(b.shape, [2, 3, 64, 64]);
+  await loaders.train.close();
+  t.throws(() => buildLoaders(f, { input_size: 64, train_interpolation: 'lanczos', aa: null, crop_padding: 4 }), /--train_interpolation lanczos/);
+  t.throws(() => buildLoaders(f, { input_size: 64, train_interpolation: 'bicubic', aa: 'rand-x9', remode: 'pixel' }), /unknown key 'x'/);
 });
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -79,7 +79,10 @@ function loadSharp(): Sharp {
   return sharpModule;
 }
 
-/** Decodes an image file to 8-bit RGB (PIL's convert('RGB'): gray is replicated, alpha dropped). */
+/**
+ * Decodes an image file to 8-bit RGB (PIL's convert('RGB'): gray is replicated, alpha dropped).
+ * @example const { data, width, height } = await decodeImage('train/cat/001.jpg');
+ */
 export async function decodeImage(file: string): Promise<RGBImage> {
   const sharp = loadSharp();
   try {

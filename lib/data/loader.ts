@@ -90,7 +90,7 @@ function workerScript(): string {
 }
 
 /**
- * Iterates batches of a dataset. Use `for await (const { x, y } of loader.epoch(e))`; the
+ * Iterates batches of a dataset (in memory, or image files that the workers decode). Use `for await (const { x, y } of loader.epoch(e))`; the
  * caller owns (and disposes) each batch's tensors. Call `close()` to stop the workers.
  * @example const loader = new DataLoader(ds, { batchSize: 64, shuffle: true, dropLast: true, train: true, augment });
  */
