@@ -32,7 +32,10 @@ export type { TrainOptions, TrainArgs, TrainResult, EpochStats, TrainableModel }
 export { cosineSchedule, temperature } from './train/schedule';
 export { saveCheckpoint, loadCheckpoint, loadModelWeights } from './train/checkpoint';
 export { DataLoader, toShared } from './data/loader';
-export type { ImageDataset, LoaderOptions } from './data/loader';
+export type { ImageDataset, Dataset, LoaderOptions } from './data/loader';
+export { scanImageFolder, decodeImage, IMG_EXTENSIONS } from './data/image_folder';
+export type { FolderDataset } from './data/image_folder';
+export type { TransformSpec, RGBImage } from './data/transforms';
 export { loadIdxDataset } from './data/idx';
 export { loadCifar } from './data/cifar';
 export { parseArgs } from './cli/args';

@@ -4,8 +4,11 @@ import * as path from 'path';
 import { AugmentSpec } from '../data/augment';
 import { loadCifar } from '../data/cifar';
 import { loadIdxDataset } from '../data/idx';
-import { DataLoader, ImageDataset, toShared } from '../data/loader';
+import { scanImageFolder } from '../data/image_folder';
+import { DataLoader, Dataset, ImageDataset, toShared } from '../data/loader';
 import { MixupSpec } from '../data/mixup';
+import { parseRandAugment } from '../data/randaugment';
+import { Interpolation, TransformSpec } from '../data/transforms';
 import { packageRoot } from '../native';
 
 /** The dataset that ships with the package: a Fashion-MNIST subset (see data/). */
@@ -16,8 +19,8 @@ const INCEPTION = { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
 const FASHION = { mean: [0.286], std: [0.353] };
 
 export interface Datasets {
-  train: ImageDataset;
-  val: ImageDataset | null;
+  train: Dataset;
+  val: Dataset | null;
   numClasses: number;
   inChans: number;
   mean: number[];
@@ -56,7 +59,26 @@ export function buildDatasets(args: Record<string, unknown>): Datasets {
     const norm = args.imagenet_default_mean_and_std ? IMAGENET : INCEPTION;
     return { train, val, numClasses: classes, inChans: 3, ...norm, description: `CIFAR-${classes} ${dataPath}: ${tr.labels.length} train images` };
   }
-  throw new Error(`--data_set ${kind}: not supported by this version yet (supported: IDX, CIFAR)`);
+  if (kind === 'image_folder' || kind === 'IMNET') {
+    // upstream: IMNET reads <data_path>/train and <data_path>/val with 1000 classes;
+    // image_folder reads data_path and eval_data_path and checks --nb_classes against the folders
+    if (!dataPath) throw new Error(`--data_set ${kind} needs --data_path (${kind === 'IMNET' ? 'the folder holding train/ and val/' : 'a folder of class folders'})`);
+    const trainRoot = kind === 'IMNET' ? path.join(dataPath, 'train') : dataPath;
+    const evalRoot = kind === 'IMNET' ? path.join(dataPath, 'val') : evalPath;
+    const train = scanImageFolder(trainRoot);
+    const val = needEval ? scanImageFolder(evalRoot) : null;
+    let numClasses = 1000;
+    if (kind === 'image_folder') {
+      numClasses = Number(args.nb_classes);
+      if (train.numClasses !== numClasses) throw new Error(`--nb_classes ${numClasses}, but ${trainRoot} holds ${train.numClasses} class folders`);
+    } else if (train.numClasses > numClasses) throw new Error(`--data_set IMNET: ${trainRoot} holds ${train.numClasses} class folders, more than ImageNet's 1000`);
+    if (val && val.numClasses !== train.numClasses)
+      throw new Error(`${evalRoot} holds ${val.numClasses} class folders but ${trainRoot} holds ${train.numClasses}: the labels would not match`);
+    const norm = args.imagenet_default_mean_and_std || args.traditional_preprocess ? IMAGENET : INCEPTION;
+    return { train: { ...train, numClasses }, val: val && { ...val, numClasses }, numClasses, inChans: 3, ...norm,
+      description: `ImageFolder ${trainRoot}: ${train.files.length} train${val ? ` / ${val.files.length} eval` : ''} images in ${train.numClasses} classes` };
+  }
+  throw new Error(`--data_set ${kind}: not supported (supported: IDX, CIFAR, image_folder, IMNET)`);
 }
 
 export interface LoaderSet {
@@ -65,13 +87,57 @@ export interface LoaderSet {
   mixup: boolean;
 }
 
-/** The small-input recipe (≤ 32 px): random crop with padding (--crop_padding, 4) and flips for training. */
-export function buildLoaders(d: Datasets, args: Record<string, unknown>): LoaderSet {
+/**
+ * Upstream's image pipeline for inputs > 32 px (datasets.py): RandomResizedCrop + flip + color
+ * jitter or RandAugment + random erasing for training; resize by crop_pct + center crop (or a
+ * warp at ≥ 384) for evaluation; --traditional_preprocess is MobileNetV2's 224 px recipe.
+ */
+export function buildTransformSpec(args: Record<string, unknown>, mean: number[], std: number[]): TransformSpec {
+  const scale: [number, number] = [0.08, 1];
+  const ratio: [number, number] = [3 / 4, 4 / 3];
+  if (args.traditional_preprocess) {
+    return {
+      size: 224, mean: IMAGENET.mean, std: IMAGENET.std,
+      train: { scale, ratio, interpolation: 'bilinear', flip: 0.5, colorJitter: null, autoAugment: null, reprob: 0, remode: 'pixel', recount: 1 },
+      eval: { mode: 'crop', resize: 256 },
+    };
+  }
   const size = Number(args.input_size);
-  const [, h] = d.train.shape;
-  if (size > 64) throw new Error(`--input_size ${size}: images of ${h}×${h} are trained at their own scale here; use --input_size ${h} (or ≤ 32)`);
-  const trainAug: AugmentSpec = { size, padding: Number(args.crop_padding), flip: 0.5, mean: d.mean, std: d.std };
-  const evalAug: AugmentSpec = { size, padding: Math.max(0, Math.ceil((size - h) / 2)), flip: 0, mean: d.mean, std: d.std };
+  const interp = String(args.train_interpolation);
+  if (interp !== 'bicubic' && interp !== 'bilinear') throw new Error(`--train_interpolation ${interp}: supported are bicubic and bilinear`);
+  const aaArg = args.aa == null ? '' : String(args.aa);
+  const autoAugment = aaArg === '' || aaArg.toLowerCase() === 'none' ? null : aaArg;
+  if (autoAugment && !autoAugment.startsWith('rand')) throw new Error(`--aa ${autoAugment}: only RandAugment ('rand-...') policies are supported`);
+  if (autoAugment) parseRandAugment(autoAugment); // a bad policy fails here, not in a worker
+  const remode = String(args.remode);
+  if (!['pixel', 'rand', 'const', ''].includes(remode)) throw new Error(`--remode ${remode}: one of pixel, rand, const`);
+  const cj = Number(args.color_jitter);
+  const cropPct = args.crop_pct == null ? 224 / 256 : Number(args.crop_pct);
+  return {
+    size, mean, std,
+    train: {
+      scale, ratio, interpolation: interp as Interpolation, flip: 0.5,
+      colorJitter: autoAugment || !(cj > 0) ? null : [cj, cj, cj],
+      autoAugment, reprob: Number(args.reprob), remode, recount: Number(args.recount),
+    },
+    eval: size >= 384 ? { mode: 'warp', resize: size } : { mode: 'crop', resize: Math.trunc(size / cropPct) },
+  };
+}
+
+/**
+ * In-memory datasets and small image files (≤ 32 px): random crop with padding (--crop_padding, 4)
+ * and flips for training; larger image files: upstream's pipeline (buildTransformSpec).
+ */
+export function buildLoaders(d: Datasets, args: Record<string, unknown>): LoaderSet {
+  const isFolder = 'kind' in d.train;
+  const transform = isFolder && (Number(args.input_size) > 32 || args.traditional_preprocess) ? buildTransformSpec(args, d.mean, d.std) : null;
+  const size = transform ? transform.size : Number(args.input_size);
+  const mean = transform ? transform.mean : d.mean, std = transform ? transform.std : d.std;
+  // image files of any size: a padding as large as the output centres (crops or pads) every image
+  const h = 'kind' in d.train ? size : d.train.shape[1];
+  if (!isFolder && size > 64) throw new Error(`--input_size ${size}: images of ${h}×${h} are trained at their own scale here; use --input_size ${h} (or ≤ 32)`);
+  const trainAug: AugmentSpec = { size, padding: Number(args.crop_padding), flip: 0.5, mean, std };
+  const evalAug: AugmentSpec = { size, padding: isFolder ? size : Math.max(0, Math.ceil((size - h) / 2)), flip: 0, mean, std };
   const mixupOn = Number(args.mixup) > 0 || Number(args.cutmix) > 0;
   const mixup: MixupSpec | null = mixupOn
     ? { mixupAlpha: Number(args.mixup), cutmixAlpha: Number(args.cutmix), prob: Number(args.mixup_prob), switchProb: Number(args.mixup_switch_prob), labelSmoothing: Number(args.smoothing), numClasses: d.numClasses }
@@ -80,8 +146,8 @@ export function buildLoaders(d: Datasets, args: Record<string, unknown>): Loader
   const batch = Number(args.batch_size);
   const seed = Number(args.seed);
   return {
-    train: new DataLoader(d.train, { batchSize: batch, shuffle: true, dropLast: true, train: true, augment: trainAug, seed, numWorkers: workers, mixup }),
-    val: d.val ? new DataLoader(d.val, { batchSize: Math.floor(1.5 * batch), shuffle: false, dropLast: false, train: false, augment: evalAug, seed, numWorkers: workers }) : null,
+    train: new DataLoader(d.train, { batchSize: batch, shuffle: true, dropLast: true, train: true, augment: trainAug, seed, numWorkers: workers, mixup, transform }),
+    val: d.val ? new DataLoader(d.val, { batchSize: Math.floor(1.5 * batch), shuffle: false, dropLast: false, train: false, augment: evalAug, seed, numWorkers: workers, transform }) : null,
     mixup: mixupOn,
   };
 }

@@ -6,7 +6,9 @@ import { Worker } from 'worker_threads';
 import { ArgumentError } from '../errors';
 import { tensor, Tensor } from '../tensor';
 import { AugmentSpec } from './augment';
+import { FolderDataset } from './image_folder';
 import { MixupSpec } from './mixup';
+import { TransformSpec } from './transforms';
 
 /** An in-memory dataset of uint8 CHW images and integer labels. */
 export interface ImageDataset {
@@ -26,6 +28,14 @@ export function toShared(images: Uint8Array, labels: Uint8Array, shape: [number,
   return { images: img, labels: lbl, shape, numClasses };
 }
 
+/** In-memory images, or image files decoded by the workers (ImageFolder; always 3 channels). */
+export type Dataset = ImageDataset | FolderDataset;
+
+/** Channels of a dataset's samples. */
+export function channelsOf(ds: Dataset): number {
+  return 'kind' in ds ? 3 : ds.shape[0];
+}
+
 export interface LoaderOptions {
   batchSize: number;
   shuffle: boolean;
@@ -39,6 +49,11 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Mixup/CutMix for training batches: targets become soft [B, classes] float32. */
   mixup?: MixupSpec | null;
+  /**
+   * For image-file datasets: upstream's pipeline for inputs > 32 px (RandomResizedCrop, ..., or
+   * resize + center crop). Without it, files are decoded and go through `augment` (crop with padding).
+   */
+  transform?: TransformSpec | null;
 }
 
 export interface Batch {
@@ -75,7 +90,7 @@ function workerScript(): string {
 }
 
 /**
- * Iterates batches of a dataset. Use `for await (const { x, y } of loader.epoch(e))`; the
+ * Iterates batches of a dataset (in memory, or image files that the workers decode). Use `for await (const { x, y } of loader.epoch(e))`; the
  * caller owns (and disposes) each batch's tensors. Call `close()` to stop the workers.
  * @example const loader = new DataLoader(ds, { batchSize: 64, shuffle: true, dropLast: true, train: true, augment });
  */
@@ -84,19 +99,31 @@ export class DataLoader {
   private nextId = 0;
   private waiting = new Map<number, { resolve: (b: { x: Float32Array; y: Int32Array | Float32Array }) => void; reject: (e: Error) => void }>();
   readonly opts: Required<LoaderOptions>;
+  private readonly channels: number;
 
-  constructor(readonly dataset: ImageDataset, opts: LoaderOptions) {
+  constructor(readonly dataset: Dataset, opts: LoaderOptions) {
     if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new ArgumentError('DataLoader', 'batchSize', 'a positive integer', opts.batchSize);
-    const [c, h, w] = dataset.shape;
-    if (dataset.images.length !== dataset.labels.length * c * h * w)
-      throw new ArgumentError('DataLoader', 'dataset', `${dataset.labels.length} images of ${c}×${h}×${w} bytes`, `${dataset.images.length} bytes`);
+    const c = channelsOf(dataset);
+    if ('kind' in dataset) {
+      if (dataset.files.length !== dataset.labels.length)
+        throw new ArgumentError('DataLoader', 'dataset', `one label per file (${dataset.files.length})`, `${dataset.labels.length} labels`);
+    } else {
+      const [, h, w] = dataset.shape;
+      if (dataset.images.length !== dataset.labels.length * c * h * w)
+        throw new ArgumentError('DataLoader', 'dataset', `${dataset.labels.length} images of ${c}×${h}×${w} bytes`, `${dataset.images.length} bytes`);
+      if (opts.transform) throw new ArgumentError('DataLoader', 'transform', 'null for an in-memory dataset (use augment)', 'a TransformSpec');
+    }
     if (opts.augment.mean.length !== c || opts.augment.std.length !== c)
       throw new ArgumentError('DataLoader', 'augment.mean/std', `${c} values (one per channel)`, opts.augment.mean);
+    if (opts.transform && opts.transform.size !== opts.augment.size)
+      throw new ArgumentError('DataLoader', 'transform.size', `augment.size (${opts.augment.size})`, opts.transform.size);
+    this.channels = c;
     this.opts = {
       seed: 0,
       numWorkers: Math.max(1, Math.min(2, os.cpus().length - 1)),
       prefetch: 2,
       mixup: null,
+      transform: null,
       ...opts,
     };
   }
@@ -111,22 +138,25 @@ export class DataLoader {
     if (this.workers.length) return;
     for (let i = 0; i < this.opts.numWorkers; i++) {
       const w = new Worker(workerScript());
+      const ds = this.dataset;
       w.postMessage({
         init: {
-          images: this.dataset.images.buffer,
-          labels: this.dataset.labels.buffer,
-          shape: this.dataset.shape,
+          images: 'kind' in ds ? null : ds.images.buffer,
+          labels: 'kind' in ds ? null : ds.labels.buffer,
+          shape: 'kind' in ds ? null : ds.shape,
+          transform: this.opts.transform,
           spec: this.opts.augment,
           train: this.opts.train,
           seed: this.opts.seed,
           mixup: this.opts.mixup,
         },
       });
-      w.on('message', (m: { id: number; x: Float32Array; y: Int32Array | Float32Array }) => {
+      w.on('message', (m: { id: number; x: Float32Array; y: Int32Array | Float32Array; error?: string }) => {
         const p = this.waiting.get(m.id);
         this.waiting.delete(m.id);
         if (this.waiting.size === 0) for (const x of this.workers) x.unref();
-        p?.resolve(m);
+        if (m.error !== undefined) p?.reject(new Error(m.error));
+        else p?.resolve(m);
       });
       w.on('error', (e) => {
         for (const p of this.waiting.values()) p.reject(e);
@@ -135,7 +165,7 @@ export class DataLoader {
       w.unref(); // an idle loader never keeps the process alive; requests ref it
       this.workers.push(w);
     }
-    if (!(this.dataset.images.buffer instanceof SharedArrayBuffer))
+    if (!('kind' in this.dataset) && !(this.dataset.images.buffer instanceof SharedArrayBuffer))
       throw new Error('DataLoader: the dataset must live in shared memory (use toShared())');
   }
 
@@ -145,7 +175,10 @@ export class DataLoader {
     return new Promise((resolve, reject) => {
       if (this.waiting.size === 0) for (const w of this.workers) w.ref();
       this.waiting.set(id, { resolve, reject });
-      worker.postMessage({ request: { id, epoch, batch, indices } });
+      const ds = this.dataset;
+      // image files travel with each request (a path per sample), not as one big list per worker
+      const files = 'kind' in ds ? { files: indices.map((i) => ds.files[i]), labels: indices.map((i) => ds.labels[i]) } : {};
+      worker.postMessage({ request: { id, epoch, batch, indices, ...files } });
     });
   }
 
@@ -157,6 +190,7 @@ export class DataLoader {
     const batches = this.length;
     const ahead = this.workers.length * this.opts.prefetch;
     const pending: Promise<{ x: Float32Array; y: Int32Array | Float32Array }>[] = [];
+    const c = this.channels;
     let issued = 0;
     const issue = () => {
       const lo = issued * batchSize;
@@ -165,12 +199,17 @@ export class DataLoader {
       issued++;
     };
     while (issued < Math.min(ahead, batches)) issue();
-    for (let b = 0; b < batches; b++) {
-      const { x, y } = await pending.shift()!;
-      if (issued < batches) issue();
-      const n = x.length / (this.dataset.shape[0] * augment.size * augment.size);
-      const soft = y instanceof Float32Array;
-      yield { x: tensor(x, [n, this.dataset.shape[0], augment.size, augment.size]), y: tensor(y, soft ? [n, this.dataset.numClasses] : [n]) };
+    try {
+      for (let b = 0; b < batches; b++) {
+        const { x, y } = await pending.shift()!;
+        if (issued < batches) issue();
+        const n = x.length / (c * augment.size * augment.size);
+        const soft = y instanceof Float32Array;
+        yield { x: tensor(x, [n, c, augment.size, augment.size]), y: tensor(y, soft ? [n, this.dataset.numClasses] : [n]) };
+      }
+    } finally {
+      // batches still in flight (an error, or the caller stopped early) must not reject unobserved
+      for (const p of pending) p.catch(() => undefined);
     }
   }
 
