@@ -346,14 +346,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       );
       o.onStep?.({ epoch, step: dataIterStep, steps: itersPerEpoch, loss: lossValue, lr, temperature: temp });
       // stop only between optimizer steps: no half-accumulated gradients to lose
+      if (o.shouldStop && dataIterStep % updateFreq === 0) {
+        // prefetched batches resolve as microtasks, which would keep a SIGINT handler (a
+        // macrotask) from running until the epoch ends: give the event loop a turn first
+        await new Promise((r) => setImmediate(r));
+      }
       if (dataIterStep % updateFreq === 0 && o.shouldStop?.()) {
+        const where = `in epoch ${epoch + 1}/${args.epochs} after iteration ${dataIterStep}/${itersPerEpoch}`;
         stopped = true;
         if (outDir && args.save_ckpt) {
           const file = path.join(outDir, INTERRUPTED_CHECKPOINT);
           saveTo(file, epoch, { interrupted: { iter: dataIterStep, stats: { lossSum, lossCount, hits, seen, images } } });
-          log(`${label}stopped at epoch ${epoch}, iteration ${dataIterStep}: saved ${file}; the same command with --auto_resume continues from there`);
+          progress.done(`${label}stopped ${where}: saved ${file}; the same command (with --auto_resume, the default) continues from there`);
         } else {
-          log(`${label}stopped at epoch ${epoch}, iteration ${dataIterStep} (no --output_dir with --save_ckpt: nothing saved)`);
+          progress.done(`${label}stopped ${where} (no --output_dir with --save_ckpt: nothing saved)`);
         }
         break;
       }
