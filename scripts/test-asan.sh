@@ -30,7 +30,29 @@ files=(
 if [ "$#" -gt 0 ]; then files=("$@"); fi
 
 report="$(mktemp)"
-trap 'rm -f "$report"' EXIT
+probe="$(mktemp -d)"
+trap 'rm -rf "$report" "$probe"' EXIT
+
+# Positive control: a deliberate heap overflow in a library loaded into node the same way must
+# be reported, so a clean run below means clean, not "sanitizers silently inactive".
+cat >"$probe/overflow.cpp" <<'CPP'
+#include <cstdlib>
+__attribute__((constructor)) static void overflow() {
+  volatile int* p = static_cast<int*>(std::malloc(4 * sizeof(int)));
+  p[4] = 1;
+  std::free(const_cast<int*>(p));
+}
+CPP
+g++ -fsanitize=address,undefined -shared -fPIC -o "$probe/overflow.so" "$probe/overflow.cpp"
+control="$(LD_PRELOAD="$libasan:$libubsan" ASAN_OPTIONS=detect_leaks=0 \
+  node -e "process.dlopen({ exports: {} }, '$probe/overflow.so')" 2>&1 || true)"
+if grep -q 'ERROR: AddressSanitizer: heap-buffer-overflow' <<<"$control"; then
+  echo "test:asan: sanitizers are live (a deliberate overflow was caught)"
+else
+  echo "test:asan: the sanitizer runtime did not catch a deliberate overflow; results would mean nothing" >&2
+  exit 1
+fi
+
 status=0
 # each file on its own: tap's workers would inherit LD_PRELOAD anyway, one at a time keeps the
 # output attributable and the 2-core machine responsive
