@@ -145,6 +145,16 @@ t.test('SIGINT-style stop mid-epoch saves checkpoint-interrupted; auto-resume co
   t.equal(ck.meta.epoch, 1, 'records the epoch in progress');
   t.same((ck.meta.extra.interrupted as { iter: number }).iter, 4, 'stopped on an optimizer-step boundary (iteration 4 of 8)');
   disposeCheckpoint(ck);
+  {
+    // a different seed would replay a different order: refused, naming the file and the flag
+    const { trainLoader, evalLoader } = loaders();
+    await t.rejects(
+      train({ model: new TinyNet(), trainLoader, evalLoader, args: args([...extra, '--output_dir', dir, '--seed', '7']), ...quiet }),
+      /checkpoint-interrupted\.safetensors stopped mid-epoch with --seed 0, this run has --seed 7/,
+    );
+    await trainLoader.close();
+    await evalLoader.close();
+  }
   const b = await run(dir, null);
   t.same(b.r.history.map((h) => h.epoch), [1, 2], 'resumed inside epoch 1');
   t.same(b.w, a.w, 'final weights agree bit for bit with the uninterrupted run');

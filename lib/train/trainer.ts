@@ -241,17 +241,28 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       maxAccuracy = Number(ck.meta.extra.max_accuracy ?? 0);
       maxAccuracyEma = Number(ck.meta.extra.max_accuracy_ema ?? 0);
       savedLogLine = (ck.meta.extra.log as Record<string, unknown> | undefined) ?? null;
-      const within = ck.meta.extra.interrupted as { iter: number; stats: Record<string, number> } | undefined;
+      const within = ck.meta.extra.interrupted as { iter: unknown; stats: Record<string, unknown> } | undefined;
       if (within && typeof ck.meta.epoch === 'number') {
+        const keys = ['lossSum', 'lossCount', 'hits', 'seen', 'images'];
+        if (!Number.isInteger(within.iter) || (within.iter as number) < 0 || (within.iter as number) > itersPerEpoch ||
+            typeof within.stats !== 'object' || !keys.every((k) => typeof within.stats?.[k] === 'number'))
+          throw new Error(`${resumeFrom}: metadata 'extra.interrupted' is malformed (expected {iter, stats: {${keys.join(', ')}}})`);
+        // skipping the trained batches replays the same order only with the same batching
+        for (const k of ['batch_size', 'update_freq', 'seed'])
+          if (ck.meta.args[k] !== undefined && args[k] !== undefined && ck.meta.args[k] !== args[k])
+            throw new Error(
+              `${resumeFrom} stopped mid-epoch with --${k} ${ck.meta.args[k]}, this run has --${k} ${args[k]}: ` +
+                `continue with the same value, or delete that file to restart from the last completed epoch`,
+            );
         startEpoch = ck.meta.epoch; // the epoch in progress, not the next one
-        resumeIter = within.iter;
-        resumeStats = within.stats;
+        resumeIter = within.iter as number;
+        resumeStats = within.stats as Record<string, number>;
       }
     } finally {
       disposeCheckpoint(ck);
     }
     log(`${label}resumed from ${resumeFrom} at epoch ${startEpoch}` + (resumeIter ? `, iteration ${resumeIter}` : ''));
-    if (outDir) repairLog(path.join(outDir, 'log.txt'), startEpoch, savedLogLine);
+    if (outDir && path.resolve(path.dirname(resumeFrom)) === path.resolve(outDir)) repairLog(path.join(outDir, 'log.txt'), startEpoch, savedLogLine);
   }
 
   // A failed save (full disk, I/O error) leaves the previous checkpoints as they were (the
