@@ -32,3 +32,34 @@ export function checkNumber(fn: string, param: string, v: unknown): number {
   if (typeof v !== 'number' || Number.isNaN(v)) throw new ArgumentError(fn, param, 'a number', v);
   return v;
 }
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+/** The candidate nearest to `name` (edit distance, case-insensitive), for "did you mean" messages. */
+export function closestName(name: string, candidates: readonly string[]): string {
+  let best = candidates[0] ?? '', bestD = Infinity;
+  for (const c of candidates) {
+    const dd = editDistance(name.toLowerCase(), c.toLowerCase());
+    if (dd < bestD) [best, bestD] = [c, dd];
+  }
+  return best;
+}
+
+/**
+ * Rejects an options argument that is not a plain object or has a key outside `known`, naming
+ * the closest known key (a typo in an options object is otherwise silently ignored).
+ */
+export function checkOptions(fn: string, param: string, opts: unknown, known: readonly string[], required = false): Record<string, unknown> {
+  if (opts === undefined && !required) return {};
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new ArgumentError(fn, param, 'an options object', opts);
+  for (const k of Object.keys(opts))
+    if (!known.includes(k)) throw new Error(`${fn}: unknown option '${k}' in '${param}' (did you mean '${closestName(k, known)}'?)`);
+  return opts as Record<string, unknown>;
+}

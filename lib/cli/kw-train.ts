@@ -46,7 +46,11 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
   const onSigint = () => {
     if (stop) process.exit(130);
     stop = true;
-    console.log(`\n${label}interrupted: stopping after this step (Ctrl-C again to quit now)`);
+    console.log(
+      `\n${label}interrupted: stopping after this step` +
+        (args.output_dir && args.save_ckpt ? ` and saving a checkpoint in ${args.output_dir}` : ' (no --output_dir: nothing will be saved)') +
+        ' (Ctrl-C again to quit now, losing this epoch)',
+    );
   };
   process.on('SIGINT', onSigint);
   try {
@@ -72,6 +76,10 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
     });
     const last = result.history[result.history.length - 1];
     const acc1 = last?.test_acc1 ?? NaN;
+    if (result.stopped) {
+      console.log(`${label}stopped by Ctrl-C after ${formatDuration((Date.now() - t0) / 1000)}` + (args.output_dir && args.save_ckpt ? `; run the same command again to continue` : ''));
+      return { model: String(args.model), params, result, acc1, seconds: (Date.now() - t0) / 1000 };
+    }
     console.log(`${label}done in ${formatDuration((Date.now() - t0) / 1000)}: max accuracy ${result.maxAccuracy.toFixed(2)}%` + (args.output_dir ? `; checkpoints and log.txt in ${args.output_dir}` : ''));
     return { model: String(args.model), params, result, acc1, seconds: (Date.now() - t0) / 1000 };
   } finally {
@@ -92,7 +100,11 @@ async function defaultRun(overrides: string[]): Promise<number> {
   console.log(`Trains ${DEFAULT_MODELS.join(' and ')} the same way on the bundled Fashion-MNIST subset.`);
   console.log(`The same command by hand: npx kw-train --model <name> ${DEFAULT_RECIPE.join(' ')}\n`);
   const outcomes: RunOutcome[] = [];
-  for (const name of DEFAULT_MODELS) outcomes.push(await runTraining(parseArgs(['--model', name, ...DEFAULT_RECIPE, ...overrides]), `[${name}] `));
+  for (const name of DEFAULT_MODELS) {
+    const o = await runTraining(parseArgs(['--model', name, ...DEFAULT_RECIPE, ...overrides]), `[${name}] `);
+    outcomes.push(o);
+    if (o.result?.stopped) return 130; // Ctrl-C stops the whole comparison, not just this model
+  }
   console.log('\nmodel             parameters   test acc@1   time');
   for (const o of outcomes) console.log(`${o.model.padEnd(16)}  ${o.params.toLocaleString('en-US').padStart(10)}   ${o.acc1.toFixed(2).padStart(9)}%   ${formatDuration(o.seconds)}`);
   return 0;
@@ -132,8 +144,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const named = argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0].replace(/-/g, '_'));
   if (!named.some((n) => CHOOSES_THE_JOB.includes(n))) return defaultRun(argv);
-  await runTraining(args);
-  return 0;
+  const o = await runTraining(args);
+  return o.result?.stopped ? 130 : 0;
 }
 
 if (require.main === module)

@@ -7,6 +7,8 @@
 import type { Args } from '../cli/args';
 import type { PerWarehouse } from '../kw/sharing';
 import type { CreateModelOptions, ZooModel } from './common';
+import { ArgumentError, checkOptions, closestName } from '../errors';
+import { Generator } from '../random';
 import { convnext_tiny } from './convnext';
 import { kw1d2x_mobilenetv2_050, kw1d2x_mobilenetv2_100 } from './kw1d2x_mobilenetv2';
 import { kw_convnext_tiny } from './kw_convnext';
@@ -41,9 +43,39 @@ export function isKWModel(name: string): boolean {
  * @example const net = createModel('resnet18_small', { inChans: 1, numClasses: 10 });
  */
 export function createModel(name: string, opts: CreateModelOptions = {}): ZooModel {
+  if (typeof name !== 'string') throw new ArgumentError('createModel', 'name', 'a model name (a string)', name);
   const factory = Object.prototype.hasOwnProperty.call(MODELS, name) ? MODELS[name] : undefined;
-  if (!factory) throw new Error(`unknown model '${name}' (known: ${listModels().join(', ')})`);
-  return factory(opts);
+  if (!factory) throw new Error(`unknown model '${name}' (known: ${listModels().join(', ')}); did you mean '${closestName(name, listModels())}'?`);
+  return factory(checkModelOptions(name, opts));
+}
+
+const MODEL_OPTION_KEYS = [
+  'numClasses', 'inChans', 'dropout', 'dropPathRate', 'layerScaleInitValue', 'headInitScale', 'generator',
+  'reduction', 'cellNumRatio', 'cellInplaneRatio', 'cellOutplaneRatio', 'sharingRange', 'nonlocalBasisRatio',
+] as const;
+
+/** Option names and the types every model shares; the ranges each model checks itself. */
+function checkModelOptions(name: string, opts: unknown): CreateModelOptions {
+  const o = checkOptions(`createModel('${name}')`, 'opts', opts, MODEL_OPTION_KEYS);
+  const fn = `createModel('${name}')`;
+  for (const k of ['reduction', 'cellNumRatio', 'cellInplaneRatio', 'cellOutplaneRatio'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    const ok = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0;
+    if (!(ok(v) || (Array.isArray(v) && v.length > 0 && v.every(ok))))
+      throw new ArgumentError(fn, k, 'a positive number or a non-empty list of positive numbers (one per warehouse)', v);
+  }
+  const nb = o.nonlocalBasisRatio;
+  if (nb !== undefined && !(typeof nb === 'number' && Number.isFinite(nb) && nb > 0)) throw new ArgumentError(fn, 'nonlocalBasisRatio', 'a positive number', nb);
+  const sr = o.sharingRange;
+  if (sr !== undefined && typeof sr !== 'string' && !(Array.isArray(sr) && sr.every((x) => typeof x === 'string')))
+    throw new ArgumentError(fn, 'sharingRange', 'a string or a list of strings', sr);
+  if (o.generator !== undefined && !(o.generator instanceof Generator)) throw new ArgumentError(fn, 'generator', 'a Generator', o.generator);
+  for (const k of ['dropout', 'layerScaleInitValue', 'headInitScale'] as const) {
+    const v = o[k];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v))) throw new ArgumentError(fn, k, 'a finite number', v);
+  }
+  return o as CreateModelOptions;
 }
 
 function perWarehouse(args: Args, key: string): PerWarehouse<number> | undefined {

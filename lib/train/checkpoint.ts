@@ -87,15 +87,36 @@ export function disposeCheckpoint(c: CheckpointContents): void {
   for (const m of [c.model, c.modelEma, c.optimizer]) if (m) for (const t of m.values()) t.dispose();
 }
 
-/** The highest N of checkpoint-N.safetensors in dir (upstream's auto_resume), or null. */
+/** The file an interrupted (SIGINT) run saves its mid-epoch state to. */
+export const INTERRUPTED_CHECKPOINT = 'checkpoint-interrupted.safetensors';
+
+/**
+ * The checkpoint auto-resume continues from: the highest N of checkpoint-N.safetensors
+ * (upstream's auto_resume; epoch N complete) or, when it is further along, the mid-epoch
+ * checkpoint an interrupted run left (its epoch is the one in progress). Null when none.
+ */
 export function latestCheckpoint(dir: string): string | null {
   if (!dir || !fs.existsSync(dir)) return null;
   let best = -1;
-  for (const f of fs.readdirSync(dir)) {
-    const m = /^checkpoint-(\d+)\.safetensors$/.exec(f);
-    if (m) best = Math.max(best, Number(m[1]));
+  for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
+    const m = /^checkpoint-(\d+)\.safetensors$/.exec(f.name);
+    if (m && f.isFile()) best = Math.max(best, Number(m[1]));
+  }
+  const interrupted = path.join(dir, INTERRUPTED_CHECKPOINT);
+  if (fs.statSync(interrupted, { throwIfNoEntry: false })?.isFile()) {
+    const epoch = interruptedEpoch(interrupted);
+    if (epoch !== null && epoch > best) return interrupted;
   }
   return best >= 0 ? path.join(dir, `checkpoint-${best}.safetensors`) : null;
+}
+
+function interruptedEpoch(file: string): number | null {
+  try {
+    const e = JSON.parse(readSafetensors(file).metadata.epoch ?? 'null');
+    return typeof e === 'number' ? e : null;
+  } catch {
+    return null; // unreadable: ignored, the completed-epoch checkpoints still resume
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 // Optimizers with PyTorch's update rules (torch.optim.SGD, Adam, AdamW), updating
 // parameters in place in one fused native pass each. Parameter groups carry their own
 // lr and weight decay (upstream puts biases and 1-D parameters in a group without decay).
-import { ArgumentError } from '../errors';
+import { ArgumentError, checkOptions } from '../errors';
 import { native } from '../native';
 import { keep, Tensor, zeros } from '../tensor';
 
@@ -28,16 +28,24 @@ export abstract class Optimizer {
   protected stepCount = 0;
 
   constructor(params: Tensor[] | ParamGroup[], defaults: { lr: number; weightDecay: number }) {
+    const fn = new.target.name;
+    if (!Array.isArray(params) || params.length === 0)
+      throw new ArgumentError(fn, 'params', 'a non-empty list of tensors or parameter groups', params);
     const list = params as (Tensor | ParamGroup)[];
-    const groups: ParamGroup[] = list.length && list[0] instanceof Tensor ? [{ params: list as Tensor[] }] : (list as ParamGroup[]);
+    const groups: ParamGroup[] = list[0] instanceof Tensor ? [{ params: list as Tensor[] }] : (list as ParamGroup[]);
     this.groups = groups.map((g, i) => {
+      checkOptions(fn, `params[${i}]`, g, ['params', 'lr', 'weightDecay', 'lrScale']);
+      if (!Array.isArray(g.params)) throw new ArgumentError(fn, `params[${i}].params`, 'a list of tensors', g.params);
+      for (const k of ['lr', 'weightDecay', 'lrScale'] as const)
+        if (g[k] !== undefined) nonNegative(fn, `params[${i}].${k}`, g[k]);
       g.params.forEach((p, j) => {
         if (!(p instanceof Tensor) || p.dtype !== 'float32')
           throw new ArgumentError(this.constructor.name, `groups[${i}].params[${j}]`, 'a float32 tensor', p);
       });
       return { params: g.params, lr: g.lr ?? defaults.lr, weightDecay: g.weightDecay ?? defaults.weightDecay, lrScale: g.lrScale ?? 1 };
     });
-    if (!(defaults.lr >= 0)) throw new ArgumentError(this.constructor.name, 'lr', 'a non-negative number', defaults.lr);
+    nonNegative(fn, 'lr', defaults.lr);
+    nonNegative(fn, 'weightDecay', defaults.weightDecay);
   }
 
   /** Applies one update to every parameter that has a gradient. */
@@ -58,6 +66,8 @@ export abstract class Optimizer {
 
   /** Sets the lr (and optionally weight decay) of every group, as a per-iteration schedule does. */
   setLr(lr: number, weightDecay?: number): void {
+    nonNegative(`${this.constructor.name}.setLr`, 'lr', lr);
+    if (weightDecay !== undefined) nonNegative(`${this.constructor.name}.setLr`, 'weightDecay', weightDecay);
     for (const g of this.groups) {
       g.lr = lr * g.lrScale;
       if (weightDecay !== undefined && g.weightDecay > 0) g.weightDecay = weightDecay;
@@ -100,9 +110,11 @@ export class SGD extends Optimizer {
   readonly nesterov: boolean;
 
   constructor(params: Tensor[] | ParamGroup[], opts: SGDOptions) {
+    checkOptions('SGD', 'opts', opts, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'], true);
     super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
-    this.momentum = opts.momentum ?? 0;
-    this.dampening = opts.dampening ?? 0;
+    this.momentum = nonNegative('SGD', 'momentum', opts.momentum ?? 0);
+    this.dampening = nonNegative('SGD', 'dampening', opts.dampening ?? 0);
+    if (opts.nesterov !== undefined && typeof opts.nesterov !== 'boolean') throw new ArgumentError('SGD', 'nesterov', 'a boolean', opts.nesterov);
     this.nesterov = opts.nesterov ?? false;
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0))
       throw new ArgumentError('SGD', 'nesterov', 'used with momentum > 0 and dampening 0', this.momentum);
@@ -163,9 +175,15 @@ export class Adam extends Optimizer {
   protected decoupled = false;
 
   constructor(params: Tensor[] | ParamGroup[], opts: AdamOptions) {
+    const fn = new.target.name;
+    checkOptions(fn, 'opts', opts, ['lr', 'betas', 'eps', 'weightDecay'], true);
     super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
-    this.betas = opts.betas ?? [0.9, 0.999];
-    this.eps = opts.eps ?? 1e-8;
+    const betas = opts.betas ?? [0.9, 0.999];
+    // torch.optim.Adam: 0 <= beta < 1, 0 <= eps
+    if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => typeof b === 'number' && b >= 0 && b < 1))
+      throw new ArgumentError(fn, 'betas', 'two numbers in [0, 1)', betas);
+    this.betas = [betas[0], betas[1]];
+    this.eps = nonNegative(fn, 'eps', opts.eps ?? 1e-8);
   }
 
   protected update(p: Tensor, grad: Tensor, g: ResolvedGroup): void {
@@ -225,6 +243,11 @@ export class AdamW extends Adam {
   }
 }
 
+function nonNegative(fn: string, param: string, v: unknown): number {
+  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw new ArgumentError(fn, param, 'a finite non-negative number', v);
+  return v;
+}
+
 /** A private copy of a saved state tensor, checked against its parameter's shape. */
 function loadSlot(src: Tensor, p: Tensor, name: string): Tensor {
   if (src.numel !== p.numel) throw new Error(`optimizer state '${name}' has ${src.numel} elements, its parameter has ${p.numel}`);
@@ -235,6 +258,8 @@ function loadSlot(src: Tensor, p: Tensor, name: string): Tensor {
 
 /** Scales all gradients so their global L2 norm is at most maxNorm; returns the norm before. */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  if (!Array.isArray(params)) throw new ArgumentError('clipGradNorm', 'params', 'a list of tensors', params);
+  if (typeof maxNorm !== 'number' || !(maxNorm > 0)) throw new ArgumentError('clipGradNorm', 'maxNorm', 'a positive number', maxNorm);
   let sq = 0;
   for (const p of params) if (p.grad) sq += native.sumSquares(p.grad.storage);
   const norm = Math.sqrt(sq);

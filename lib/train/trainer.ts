@@ -12,7 +12,7 @@ import { crossEntropy } from '../ops/loss';
 import { mulScalar } from '../ops/elementwise';
 import { defaultGenerator } from '../random';
 import { Tensor, tidy } from '../tensor';
-import { disposeCheckpoint, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { disposeCheckpoint, INTERRUPTED_CHECKPOINT, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { ModelEma } from './ema';
 import { clipGradNorm, Optimizer } from './optim';
 import { createOptimizer } from './optim_factory';
@@ -97,7 +97,11 @@ export interface TrainOptions {
   progress?: Progress;
   onStep?: (s: StepInfo) => void;
   onEpoch?: (s: EpochStats) => void;
-  /** Checked after every step: when it returns true, training stops after saving. */
+  /**
+   * Checked after every optimizer step: when it returns true, training stops there and (with
+   * --output_dir and --save_ckpt) saves checkpoint-interrupted.safetensors, from which
+   * auto-resume continues mid-epoch exactly where this run stopped.
+   */
   shouldStop?: () => boolean;
   label?: string;
 }
@@ -158,6 +162,41 @@ export async function evaluate(model: TrainableModel, loader: DataLoader, epoch 
 }
 
 /**
+ * Makes log.txt hold one line per epoch before `startEpoch` and none after, so a resumed run
+ * logs every epoch once: drops lines of epochs about to be redone (a kill after the log append
+ * but before the next checkpoint) and restores the checkpointed epoch's own line when a kill
+ * came between its save and its append. Rewritten atomically.
+ */
+function repairLog(file: string, startEpoch: number, checkpointLine: Record<string, unknown> | null): void {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const lines: string[] = [];
+  const epochs = new Set<number>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let epoch: unknown;
+    try {
+      epoch = JSON.parse(line).epoch;
+    } catch {
+      continue; // a line torn by a kill mid-append
+    }
+    if (typeof epoch === 'number' && epoch < startEpoch && !epochs.has(epoch)) {
+      epochs.add(epoch);
+      lines.push(line);
+    }
+  }
+  const ckEpoch = checkpointLine?.epoch;
+  if (typeof ckEpoch === 'number' && ckEpoch < startEpoch && !epochs.has(ckEpoch)) {
+    lines.push(JSON.stringify(checkpointLine));
+    epochs.add(ckEpoch);
+  }
+  const out = lines.map((l) => l + '\n').join('');
+  if (out === text) return;
+  const temp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temp, out);
+  fs.renameSync(temp, file);
+}
+
+/**
  * Trains `model` as upstream's main.py does and returns the per-epoch statistics.
  * @example const result = await train({ model, trainLoader, evalLoader, args });
  */
@@ -186,6 +225,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   let startEpoch = args.start_epoch;
   let maxAccuracy = 0, maxAccuracyEma = 0;
+  // where an interrupted epoch stopped: data iterations done and its running statistics
+  let resumeIter = 0;
+  let resumeStats: Record<string, number> | null = null;
+  let savedLogLine: Record<string, unknown> | null = null;
   const resumeFrom = args.resume || (args.auto_resume && outDir ? latestCheckpoint(outDir) : null);
   if (resumeFrom) {
     const ck = loadCheckpoint(resumeFrom);
@@ -197,22 +240,55 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (typeof ck.meta.epoch === 'number') startEpoch = ck.meta.epoch + 1;
       maxAccuracy = Number(ck.meta.extra.max_accuracy ?? 0);
       maxAccuracyEma = Number(ck.meta.extra.max_accuracy_ema ?? 0);
+      savedLogLine = (ck.meta.extra.log as Record<string, unknown> | undefined) ?? null;
+      const within = ck.meta.extra.interrupted as { iter: unknown; stats: Record<string, unknown> } | undefined;
+      if (within && typeof ck.meta.epoch === 'number') {
+        const keys = ['lossSum', 'lossCount', 'hits', 'seen', 'images'];
+        if (!Number.isInteger(within.iter) || (within.iter as number) < 0 || (within.iter as number) > itersPerEpoch ||
+            typeof within.stats !== 'object' || !keys.every((k) => typeof within.stats?.[k] === 'number'))
+          throw new Error(`${resumeFrom}: metadata 'extra.interrupted' is malformed (expected {iter, stats: {${keys.join(', ')}}})`);
+        // skipping the trained batches replays the same order only with the same batching
+        for (const k of ['batch_size', 'update_freq', 'seed'])
+          if (ck.meta.args[k] !== undefined && args[k] !== undefined && ck.meta.args[k] !== args[k])
+            throw new Error(
+              `${resumeFrom} stopped mid-epoch with --${k} ${ck.meta.args[k]}, this run has --${k} ${args[k]}: ` +
+                `continue with the same value, or delete that file to restart from the last completed epoch`,
+            );
+        startEpoch = ck.meta.epoch; // the epoch in progress, not the next one
+        resumeIter = within.iter as number;
+        resumeStats = within.stats as Record<string, number>;
+      }
     } finally {
       disposeCheckpoint(ck);
     }
-    log(`${label}resumed from ${resumeFrom} at epoch ${startEpoch}`);
+    log(`${label}resumed from ${resumeFrom} at epoch ${startEpoch}` + (resumeIter ? `, iteration ${resumeIter}` : ''));
+    if (outDir && path.resolve(path.dirname(resumeFrom)) === path.resolve(outDir)) repairLog(path.join(outDir, 'log.txt'), startEpoch, savedLogLine);
   }
 
-  const save = (name: string, epoch: number | string) =>
-    saveCheckpoint(path.join(outDir, `checkpoint-${name}.safetensors`), {
-      model: model.stateDict(),
-      modelEma: ema ? ema.ema.stateDict() : null,
-      optimizer: optimizer.stateDict(),
-      epoch,
-      args: args as Record<string, unknown>,
-      generator: defaultGenerator.state(),
-      extra: { max_accuracy: maxAccuracy, max_accuracy_ema: maxAccuracyEma },
-    });
+  // A failed save (full disk, I/O error) leaves the previous checkpoints as they were (the
+  // write goes to a temp file renamed into place) and stops training with the file's name.
+  const saveTo = (file: string, epoch: number | string, extra: Record<string, unknown> = {}) => {
+    try {
+      saveCheckpoint(file, {
+        model: model.stateDict(),
+        modelEma: ema ? ema.ema.stateDict() : null,
+        optimizer: optimizer.stateDict(),
+        epoch,
+        args: args as Record<string, unknown>,
+        generator: defaultGenerator.state(),
+        extra: { max_accuracy: maxAccuracy, max_accuracy_ema: maxAccuracyEma, ...extra },
+      });
+    } catch (e) {
+      const kept = latestCheckpoint(outDir);
+      throw new Error(
+        `${label}could not save checkpoint ${file}: ${(e as Error).message}. Training stopped; ` +
+          (kept ? `the previous checkpoint ${kept} is intact and auto-resume continues from it` : 'no earlier checkpoint exists') +
+          ' (free disk space and run the same command again)',
+      );
+    }
+  };
+  const save = (name: string, epoch: number | string, extra?: Record<string, unknown>) =>
+    saveTo(path.join(outDir, `checkpoint-${name}.safetensors`), epoch, extra);
 
   const history: EpochStats[] = [];
   let stopped = false;
@@ -223,9 +299,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     let lossSum = 0, lossCount = 0, hits = 0, seen = 0, images = 0;
     let lr = 0, temp: number | null = null;
     let dataIterStep = 0;
+    const skip = resumeIter;
+    if (resumeStats) ({ lossSum, lossCount, hits, seen, images } = resumeStats);
+    resumeIter = 0;
+    resumeStats = null;
     for await (const { x, y } of trainLoader.epoch(epoch)) {
       const step = Math.floor(dataIterStep / updateFreq);
-      if (step >= stepsPerEpoch) {
+      // batches an interrupted run already trained on (the order is a function of seed and epoch)
+      if (step >= stepsPerEpoch || dataIterStep < skip) {
         x.dispose();
         y.dispose();
         dataIterStep++;
@@ -275,8 +356,22 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           ` ${rate.toFixed(0)} img/s ETA ${formatDuration(eta)}`,
       );
       o.onStep?.({ epoch, step: dataIterStep, steps: itersPerEpoch, loss: lossValue, lr, temperature: temp });
-      if (o.shouldStop?.()) {
+      // stop only between optimizer steps: no half-accumulated gradients to lose
+      if (o.shouldStop && dataIterStep % updateFreq === 0) {
+        // prefetched batches resolve as microtasks, which would keep a SIGINT handler (a
+        // macrotask) from running until the epoch ends: give the event loop a turn first
+        await new Promise((r) => setImmediate(r));
+      }
+      if (dataIterStep % updateFreq === 0 && o.shouldStop?.()) {
+        const where = `in epoch ${epoch + 1}/${args.epochs} after iteration ${dataIterStep}/${itersPerEpoch}`;
         stopped = true;
+        if (outDir && args.save_ckpt) {
+          const file = path.join(outDir, INTERRUPTED_CHECKPOINT);
+          saveTo(file, epoch, { interrupted: { iter: dataIterStep, stats: { lossSum, lossCount, hits, seen, images } } });
+          progress.done(`${label}stopped ${where}: saved ${file}; the same command (with --auto_resume, the default) continues from there`);
+        } else {
+          progress.done(`${label}stopped ${where} (no --output_dir with --save_ckpt: nothing saved)`);
+        }
         break;
       }
     }
@@ -307,12 +402,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }
       }
     }
+    stats.seconds = (Date.now() - t0) / 1000;
     if (outDir && args.save_ckpt && !stopped && ((epoch + 1) % args.save_ckpt_freq === 0 || epoch + 1 === args.epochs)) {
-      save(String(epoch), epoch);
+      // the epoch's log line rides in its checkpoint: a kill between the save and the log
+      // append is repaired on resume
+      const { seconds, ...logged } = stats;
+      void seconds;
+      save(String(epoch), epoch, { log: logged });
       const old = path.join(outDir, `checkpoint-${epoch - args.save_ckpt_num * args.save_ckpt_freq}.safetensors`);
       if (fs.existsSync(old)) fs.unlinkSync(old);
+      fs.rmSync(path.join(outDir, INTERRUPTED_CHECKPOINT), { force: true }); // now behind us
     }
-    stats.seconds = (Date.now() - t0) / 1000;
     if (!stopped) {
       if (outDir) {
         const { seconds, ...logged } = stats;
