@@ -105,4 +105,10 @@ t.test('bad options', async (t) => {
   const ds = dataset(4);
   t.throws(() => new DataLoader(ds, { batchSize: 0, shuffle: false, dropLast: false, train: false, augment: plain }), /batchSize/);
   t.throws(() => new DataLoader(ds, { batchSize: 2, shuffle: false, dropLast: false, train: false, augment: { ...plain, mean: [0, 0] } }), /one per channel/);
+  const base = { batchSize: 2, shuffle: false, dropLast: false, train: false, augment: plain };
+  t.throws(() => new DataLoader(ds, { ...base, numWorkers: 0 }), /'numWorkers' must be an integer ≥ 1, got 0/);
+  t.throws(() => new DataLoader(ds, { ...base, prefetch: -1 }), /'prefetch' must be an integer ≥ 1/);
+  t.throws(() => new DataLoader(ds, { ...base, seed: 1.5 }), /'seed' must be an integer ≥ 0/);
+  t.throws(() => new DataLoader(ds, { ...base, augment: { ...plain, std: [0] } }), /'augment.std' must be positive numbers/);
+  t.throws(() => new DataLoader(ds, { ...base, augment: { ...plain, size: 0 } }), /'augment.size' must be an integer ≥ 1/);
 });

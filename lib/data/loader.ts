@@ -117,6 +117,19 @@ export class DataLoader {
       throw new ArgumentError('DataLoader', 'augment.mean/std', `${c} values (one per channel)`, opts.augment.mean);
     if (opts.transform && opts.transform.size !== opts.augment.size)
       throw new ArgumentError('DataLoader', 'transform.size', `augment.size (${opts.augment.size})`, opts.transform.size);
+    const posInt = (name: string, v: unknown, min: number) => {
+      if (v !== undefined && (!Number.isInteger(v) || (v as number) < min))
+        throw new ArgumentError('DataLoader', name, `an integer ≥ ${min}`, v);
+    };
+    posInt('numWorkers', opts.numWorkers, 1);
+    posInt('prefetch', opts.prefetch, 1);
+    posInt('seed', opts.seed, 0);
+    posInt('augment.size', opts.augment.size, 1);
+    posInt('augment.padding', opts.augment.padding, 0);
+    if (!opts.augment.std.every((v) => typeof v === 'number' && v > 0))
+      throw new ArgumentError('DataLoader', 'augment.std', 'positive numbers', opts.augment.std);
+    if (!(opts.augment.flip >= 0 && opts.augment.flip <= 1))
+      throw new ArgumentError('DataLoader', 'augment.flip', 'a probability in [0, 1]', opts.augment.flip);
     this.channels = c;
     this.opts = {
       seed: 0,
