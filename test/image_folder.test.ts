@@ -189,12 +189,12 @@ t.test('kw-train --data_set image_folder on Fashion-MNIST PNGs (kw1x_resnet18 at
   const train = await fashionFolder(7, 1000); // 70 images
   const val = await fashionFolder(3, 2000); // 30 images
   const flags = ['--kw_config', 'configs/resnet18/kw1x_resnet18.json', '--data_set', 'image_folder', '--data_path', train.dir,
-    '--eval_data_path', val.dir, '--nb_classes', '10', '--input_size', '32', '--epochs', '1', '--batch_size', '16', '--num_workers', '2',
-    '--warmup_epochs', '0']; // upstream's default 20 warmup epochs cannot fit in 1 epoch (upstream's schedule fails too)
+    '--eval_data_path', val.dir, '--nb_classes', '10', '--input_size', '32', '--epochs', '1', '--batch_size', '16', '--num_workers', '2'];
   const r = await run(flags);
   t.equal(r.code, 0, r.err);
   t.match(r.out, /ImageFolder .*: 70 train \/ 30 eval images in 10 classes/);
   t.match(r.out, /epoch 1\/1: train loss [\d.]+, test loss [\d.]+, acc@1 [\d.]+%/);
+  t.match(r.out, /the warmup \(20 epochs\) is longer than the run; warming up over all 1 epoch/, 'upstream\'s default warmup is cut to the run');
   const wrong = await run([...flags, '--nb_classes', '12']).catch((e: Error) => ({ code: 1, out: '', err: e.message }));
   t.match(wrong.err, /--nb_classes 12, but .* holds 10 class folders/);
 });

@@ -211,3 +211,13 @@ t.test('a failed checkpoint save stops training, names the file, leaves the prev
   const epochs = fs.readFileSync(path.join(dir, 'log.txt'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
   t.same(epochs, [0], 'the failed epoch is not logged');
 });
+
+t.test('a warmup longer than the run is cut to the run, with a note', async (t) => {
+  const { trainLoader, evalLoader } = loaders();
+  const notes: string[] = [];
+  const r = await train({ model: new TinyNet(), trainLoader, evalLoader, args: args(['--epochs', '1', '--warmup_epochs', '20']), ...quiet, log: (s) => notes.push(s) });
+  t.equal(r.history.length, 1);
+  t.match(notes.join('\n'), /warmup \(20 epochs\) is longer than the run; warming up over all 1 epoch/);
+  await trainLoader.close();
+  await evalLoader.close();
+});

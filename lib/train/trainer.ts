@@ -214,7 +214,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     { opt: args.opt, lr: args.lr, weightDecay: args.weight_decay, momentum: args.momentum, optEps: args.opt_eps, optBetas: args.opt_betas, layerDecay: args.layer_decay },
     !!o.isConvnext,
   );
-  const lrs = cosineSchedule(args.lr, args.min_lr, args.epochs, stepsPerEpoch, args.warmup_epochs, 0, args.warmup_steps);
+  // Upstream asserts when the warmup is longer than the run (e.g. its default 20 warmup epochs
+  // with --epochs 1); here the warmup is cut to the run's length, with a note.
+  let warmupEpochs = args.warmup_epochs, warmupSteps = args.warmup_steps;
+  if (warmupSteps > 0 ? warmupSteps > args.epochs * stepsPerEpoch : warmupEpochs > args.epochs) {
+    log(`${label}note: the warmup (${warmupSteps > 0 ? `${warmupSteps} steps` : `${warmupEpochs} epochs`}) is longer than the run; warming up over all ${args.epochs} epoch(s) instead`);
+    warmupEpochs = Math.min(warmupEpochs, args.epochs);
+    warmupSteps = warmupSteps > 0 ? args.epochs * stepsPerEpoch : warmupSteps;
+  }
+  const lrs = cosineSchedule(args.lr, args.min_lr, args.epochs, stepsPerEpoch, warmupEpochs, 0, warmupSteps);
   const wdEnd = args.weight_decay_end ?? args.weight_decay;
   const wds = cosineSchedule(args.weight_decay, wdEnd, args.epochs, stepsPerEpoch);
   const ema = args.model_ema && o.createEmaModel ? new ModelEma(o.createEmaModel(), args.model_ema_decay, model) : null;
