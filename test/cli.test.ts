@@ -4,25 +4,11 @@ import t from 'tap';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { main } from '../lib/cli/kw-train';
+import { runCli } from './helpers/cli';
 import { encodeIdx, loadIdxDataset } from '../lib/data/idx';
 import { BUNDLED_DATA } from '../lib/cli/datasets';
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error, write = process.stdout.write;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  try {
-    const code = await main(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stdout.write = write;
-  }
-}
+const run = runCli;
 
 function smallIdx(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idx-small-'));

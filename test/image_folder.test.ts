@@ -10,7 +10,7 @@ import { decodeImage, scanImageFolder } from '../lib/data/image_folder';
 import { DataLoader } from '../lib/data/loader';
 import { loadIdxDataset } from '../lib/data/idx';
 import { BUNDLED_DATA, buildDatasets, buildLoaders, buildTransformSpec } from '../lib/cli/datasets';
-import { main } from '../lib/cli/kw-train';
+import { runCli } from './helpers/cli';
 
 const fashion = loadIdxDataset(BUNDLED_DATA, 'train');
 const pix = (i: number) => fashion.images.data.subarray(i * 784, (i + 1) * 784);
@@ -169,21 +169,7 @@ t.test('--data_set IMNET reads <data_path>/train and /val with 1000 classes; ima
   t.throws(() => buildLoaders(f, { input_size: 64, train_interpolation: 'bicubic', aa: 'rand-x9', remode: 'pixel' }), /unknown key 'x'/);
 });
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error, write = process.stdout.write;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  try {
-    const code = await main(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stdout.write = write;
-  }
-}
+const run = runCli;
 
 t.test('kw-train --data_set image_folder on Fashion-MNIST PNGs (kw1x_resnet18 at 32 px, 1 epoch)', async (t) => {
   const train = await fashionFolder(7, 1000); // 70 images

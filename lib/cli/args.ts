@@ -2,6 +2,7 @@
 // README work unchanged. A --kw_config JSON's keys replace the defaults and command-line flags
 // win over both (argparse with a pre-filled namespace). kebab-case aliases are accepted.
 import * as fs from 'fs';
+import { closestName } from '../errors';
 
 type Kind = 'int' | 'float' | 'str' | 'bool' | 'floats' | 'strs' | 'flag';
 interface Spec {
@@ -107,23 +108,8 @@ export const FLAGS: Record<string, Spec> = {
 
 export type Args = Record<string, unknown>;
 
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length][b.length];
-}
-
-/** The known flag nearest to `name`, for "did you mean" messages. */
 export function closestFlag(name: string): string {
-  let best = '', bestD = Infinity;
-  for (const k of Object.keys(FLAGS)) {
-    const dd = distance(name, k);
-    if (dd < bestD) [best, bestD] = [k, dd];
-  }
-  return best;
+  return closestName(name, Object.keys(FLAGS));
 }
 
 function unknownFlag(name: string): Error {
