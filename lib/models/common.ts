@@ -2,7 +2,7 @@
 // the base class with the one-call temperature update, and small helpers.
 import { ArgumentError } from '../errors';
 import { updateTemperature, WarehouseManager } from '../kw/manager';
-import type { PerWarehouse } from '../kw/sharing';
+import type { ManagerOptions } from '../kw/plan';
 import { constant_, kaimingNormal_ } from '../nn/init';
 import { ConvNd } from '../nn/layers';
 import { Layer, Module } from '../nn/module';
@@ -29,16 +29,8 @@ export interface ModelOptions {
 }
 
 /** The Warehouse_Manager options a KW model passes on (defaults are each model's). */
-export interface KWModelOptions {
-  reduction?: PerWarehouse<number>;
-  cellNumRatio?: PerWarehouse<number>;
-  cellInplaneRatio?: PerWarehouse<number>;
-  cellOutplaneRatio?: PerWarehouse<number>;
-  /** ["layer", "conv"], or a string split on "_" ("layer_conv"). */
-  sharingRange?: string | readonly string[];
-  /** Enabled below 1: non-local cells reached through a smaller basis. */
-  nonlocalBasisRatio?: number;
-}
+export type KWModelOptions = Pick<ManagerOptions,
+  'reduction' | 'cellNumRatio' | 'cellInplaneRatio' | 'cellOutplaneRatio' | 'sharingRange' | 'nonlocalBasisRatio'>;
 
 export type CreateModelOptions = ModelOptions & KWModelOptions;
 
