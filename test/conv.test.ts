@@ -117,6 +117,16 @@ const cases: Cfg[] = [
   { name: 'per-sample 1×1', x: [2, 6, 4, 4], w: [2, 3, 6, 1, 1], bias: true },
   { name: 'per-sample 1-D dilation 2', x: [2, 3, 11], w: [2, 4, 3, 3], dilation: 2 },
   { name: 'per-sample 3-D', x: [2, 2, 4, 4, 4], w: [2, 3, 2, 2, 3, 2], padding: [1, 0, 1] },
+  // Taps that read only padding are cropped off the kernel (their dW must come back as zeros).
+  { name: 'dead taps: 3×3 padding 1 on a 1×1 map (centre only)', x: [4, 6, 1, 1], w: [5, 6, 3, 3], padding: 1, bias: true },
+  { name: 'dead taps: stride 2 on a 2×2 map', x: [3, 4, 2, 2], w: [5, 4, 3, 3], stride: 2, padding: 1 },
+  { name: 'dead taps: front ones only (kernel 5, stride 3)', x: [2, 2, 3, 3], w: [3, 2, 5, 5], padding: 2, stride: 3, bias: true },
+  { name: 'dead taps, per-sample, one dim only', x: [2, 3, 1, 2], w: [2, 4, 3, 3, 3], padding: 1 },
+  { name: 'dead taps, 3-D depth, dilation 2 in H', x: [2, 2, 1, 3, 5], w: [3, 2, 3, 3, 3], padding: [1, 2, 1], dilation: [1, 2, 1] },
+  { name: 'dead taps, groups 2', x: [2, 4, 1, 1], w: [6, 2, 3, 3], groups: 2, padding: 1 },
+  // Stride-1 'same' 2-D convs copy whole shifted planes (edges zeroed afterwards).
+  { name: "shifted planes: 3×3 'same' on a 1-row map", x: [2, 3, 1, 6], w: [4, 3, 3, 3], padding: 1 },
+  { name: "shifted planes: 1×5 kernel, padding [0, 2]", x: [3, 2, 3, 4], w: [2, 2, 1, 5], padding: [0, 2], bias: true },
 ];
 
 // Larger shapes: samples split over threads (B ≥ threads) vs one sample with threaded GEMMs.
@@ -131,6 +141,10 @@ const bigCases: Cfg[] = [
   { name: 'row tiles, stride 2, dilation 2', x: [3, 64, 40, 33], w: [6, 64, 3, 3], stride: 2, padding: 2, dilation: 2 },
   { name: 'row tiles, per-sample', x: [2, 64, 20, 20], w: [2, 8, 64, 3, 3], padding: 1 },
   { name: 'row tiles, groups 2', x: [2, 128, 16, 16], w: [4, 64, 3, 3], groups: 2, padding: 1 },
+  { name: "shifted planes in row tiles, dilation 2 'same'", x: [2, 64, 18, 17], w: [4, 64, 3, 3], padding: 2, dilation: 2 },
+  { name: 'shifted planes, per-sample, row tiles', x: [2, 64, 17, 16], w: [2, 5, 64, 3, 3], padding: 1 },
+  { name: 'several samples per GEMM (4×4 maps), dead taps at 1×1', x: [40, 8, 4, 4], w: [6, 8, 3, 3], padding: 1, bias: true },
+  { name: 'several samples per GEMM, 1×1 maps', x: [40, 8, 1, 1], w: [6, 8, 3, 3], padding: 1 },
 ];
 
 function inputs(c: Cfg, seed: number) {

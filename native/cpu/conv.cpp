@@ -75,9 +75,65 @@ inline void for_rows(const ConvGeometry& g, int64_t kd, int64_t kh, int64_t r0, 
 
 // The columns of output rows [r0, r1) for channels [c0, c1) of x: col row c·K + k (leading
 // dimension ld) holds tap k of channel c, (r1 - r0)·out[2] columns.
+// Stride-1 "same" 2-D convs (out = in along H and W; ResNet's 3×3 pad-1 convs): a tap reads
+// the input plane shifted by a constant, so its valid rows are one contiguous copy. The copy
+// wraps the first/last columns into the neighbouring rows; those columns read padding, and
+// are zeroed afterwards. Per-row copies of 8 or 4 floats (late stages at 32×32 inputs) were
+// as slow as the GEMM itself.
+inline bool shifted_planes(const ConvGeometry& g) {
+  return g.in[0] == 1 && g.out[0] == 1 && g.kernel[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1 &&
+         g.out[1] == g.in[1] && g.out[2] == g.in[2];
+}
+
+// The rows [h0, h1) of tile [r0, r1) where tap (kh, kx) reads the input, the plane shift, and
+// the valid columns [lo, hi).
+struct TapShift {
+  int64_t h0, h1, shift, lo, hi;
+};
+inline TapShift tap_shift(const ConvGeometry& g, int64_t kh, int64_t kx, int64_t r0, int64_t r1) {
+  TapShift t;
+  const int64_t offh = kh * g.dilation[1] - g.pad_lo[1], offw = kx * g.dilation[2] - g.pad_lo[2];
+  valid_range(g.out[1], g.in[1], 1, offh, t.h0, t.h1);
+  t.h0 = std::max(t.h0, r0);
+  t.h1 = std::max(t.h0, std::min(t.h1, r1));
+  valid_range(g.out[2], g.in[2], 1, offw, t.lo, t.hi);
+  t.shift = offh * g.in[2] + offw;
+  return t;
+}
+
+KW_SIMD_CLONES
+void im2col_shifted(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
+                    float* col, int64_t ld) {
+  const int64_t K = g.kernel_size(), S = g.in_spatial(), W = g.out[2], n = (r1 - r0) * W;
+  for (int64_t c = c0; c < c1; c++) {
+    const float* xc = x + c * S;
+    for (int64_t kh = 0; kh < g.kernel[1]; kh++)
+      for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
+        float* row = col + (c * K + kh * g.kernel[2] + kx) * ld;
+        TapShift t = tap_shift(g, kh, kx, r0, r1);
+        int64_t a = (t.h0 - r0) * W, b = (t.h1 - r0) * W;  // the valid rows, in row's numbering
+        std::memset(row, 0, size_t(a) * sizeof(float));
+        std::memset(row + b, 0, size_t(n - b) * sizeof(float));
+        if (a == b) continue;
+        // Element j of the tile reads xc[j + r0·W + shift]; keep that inside the plane.
+        const int64_t base = r0 * W + t.shift;
+        int64_t ca = std::max(a, -base), cb = std::min(b, S - base);
+        if (ca < cb) std::memcpy(row + ca, xc + ca + base, size_t(cb - ca) * sizeof(float));
+        // Also covers [a, ca) and [cb, b): clamping only ever cuts columns that read padding.
+        if (t.lo > 0 || t.hi < W)
+          for (int64_t h = t.h0; h < t.h1; h++) {
+            float* d = row + (h - r0) * W;
+            for (int64_t w = 0; w < t.lo; w++) d[w] = 0.f;
+            for (int64_t w = t.hi; w < W; w++) d[w] = 0.f;
+          }
+      }
+  }
+}
+
 KW_SIMD_CLONES
 void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* col,
             int64_t ld) {
+  if (shifted_planes(g)) return im2col_shifted(g, x, c0, c1, r0, r1, col, ld);
   const int64_t K = g.kernel_size(), S = g.in_spatial();
   const int64_t OW = g.out[2], IW = g.in[2], sw = g.stride[2];
   for (int64_t c = c0; c < c1; c++) {
@@ -109,10 +165,41 @@ void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64
   }
 }
 
-// The adjoint of im2col: x (channels [c0, c1)) += the columns of output rows [r0, r1).
+// col2im for shifted_planes geometries: one contiguous shifted add per tap. It first zeroes
+// the columns that read padding (col is the caller's scratch), so that the add, which wraps
+// them onto the neighbouring rows' edges, adds zeros there.
 KW_SIMD_CLONES
-void col2im(const ConvGeometry& g, const float* col, int64_t ld, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
+void col2im_shifted(const ConvGeometry& g, float* col, int64_t ld, int64_t c0, int64_t c1, int64_t r0,
+                    int64_t r1, float* x) {
+  const int64_t K = g.kernel_size(), S = g.in_spatial(), W = g.out[2];
+  for (int64_t c = c0; c < c1; c++) {
+    float* xc = x + c * S;
+    for (int64_t kh = 0; kh < g.kernel[1]; kh++)
+      for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
+        float* row = col + (c * K + kh * g.kernel[2] + kx) * ld;
+        TapShift t = tap_shift(g, kh, kx, r0, r1);
+        int64_t a = (t.h0 - r0) * W, b = (t.h1 - r0) * W;
+        if (a == b) continue;
+        if (t.lo > 0 || t.hi < W)
+          for (int64_t h = t.h0; h < t.h1; h++) {
+            float* d = row + (h - r0) * W;
+            for (int64_t w = 0; w < t.lo; w++) d[w] = 0.f;
+            for (int64_t w = t.hi; w < W; w++) d[w] = 0.f;
+          }
+        const int64_t base = r0 * W + t.shift;
+        int64_t ca = std::max(a, -base), cb = std::min(b, S - base);
+        float* dst = xc + base;
+        for (int64_t j = ca; j < cb; j++) dst[j] += row[j];
+      }
+  }
+}
+
+// The adjoint of im2col: x (channels [c0, c1)) += the columns of output rows [r0, r1).
+// col is scratch: the shifted-plane path zeroes its padding entries.
+KW_SIMD_CLONES
+void col2im(const ConvGeometry& g, float* col, int64_t ld, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
             float* x) {
+  if (shifted_planes(g)) return col2im_shifted(g, col, ld, c0, c1, r0, r1, x);
   const int64_t K = g.kernel_size(), S = g.in_spatial();
   const int64_t OW = g.out[2], IW = g.in[2], sw = g.stride[2];
   for (int64_t c = c0; c < c1; c++) {
@@ -140,7 +227,7 @@ void im2col_par(const ConvGeometry& g, const float* x, int64_t C, int64_t r0, in
   parallel_for(C, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work)),
                [&](int64_t lo, int64_t hi) { im2col(g, x, lo, hi, r0, r1, col, ld); });
 }
-void col2im_par(const ConvGeometry& g, const float* col, int64_t ld, int64_t C, int64_t r0, int64_t r1, float* x) {
+void col2im_par(const ConvGeometry& g, float* col, int64_t ld, int64_t C, int64_t r0, int64_t r1, float* x) {
   int64_t work = g.kernel_size() * (r1 - r0) * g.out[2];
   parallel_for(C, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work)),
                [&](int64_t lo, int64_t hi) { col2im(g, col, ld, lo, hi, r0, r1, x); });
@@ -313,6 +400,71 @@ void depthwise_backward(const ConvGeometry& g, const Sizes& s, const float* dy, 
   }
 }
 
+// ---- taps that only ever read padding ----
+
+// At small spatial sizes most kernel taps may read padding for every output position (a 3×3,
+// padding-1 conv on a 1×1 map uses only its centre: ResNet's last stage at 32×32 inputs).
+// Their products are zeros, so the conv runs on a cropped kernel instead: per dim, the hull
+// [lo, hi) of the live taps, with the padding shifted by lo taps; out[] stays as it is.
+struct Cropped {
+  bool active = false;  // some dim loses taps
+  ConvGeometry g;       // the cropped geometry
+  int64_t lo[3] = {0, 0, 0};
+};
+
+Cropped crop_dead_taps(const ConvGeometry& g) {
+  Cropped c;
+  c.g = g;
+  for (int d = 0; d < 3; d++) {
+    int64_t first = g.kernel[d], last = -1;
+    for (int64_t k = 0; k < g.kernel[d]; k++) {
+      int64_t a, b;
+      valid_range(g.out[d], g.in[d], g.stride[d], k * g.dilation[d] - g.pad_lo[d], a, b);
+      if (a < b) {
+        first = std::min(first, k);
+        last = k;
+      }
+    }
+    if (last < 0) return Cropped{};  // nothing live at all: the general path writes the zeros
+    if (first == 0 && last == g.kernel[d] - 1) continue;
+    c.active = true;
+    c.lo[d] = first;
+    c.g.kernel[d] = last - first + 1;
+    c.g.pad_lo[d] = g.pad_lo[d] - first * g.dilation[d];
+    c.g.pad_hi[d] = g.pad_hi[d] - (g.kernel[d] - 1 - last) * g.dilation[d];
+  }
+  return c;
+}
+
+// Calls fn(kernel index, full tap, cropped tap) for every live tap of every [k0, k1, k2] kernel.
+template <typename F>
+void for_live_taps(const ConvGeometry& full, const Cropped& c, F&& fn) {
+  const int64_t kernels = (full.per_sample_weight ? full.batch : 1) * full.out_channels * full.in_per_group();
+  const int64_t* kf = full.kernel;
+  const int64_t* kc = c.g.kernel;
+  parallel_for(kernels, std::max<int64_t>(1, (1 << 14) / full.kernel_size()), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++)
+      for (int64_t a = 0; a < kc[0]; a++)
+        for (int64_t b = 0; b < kc[1]; b++)
+          for (int64_t e = 0; e < kc[2]; e++)
+            fn(i, ((a + c.lo[0]) * kf[1] + b + c.lo[1]) * kf[2] + e + c.lo[2], (a * kc[1] + b) * kc[2] + e);
+  });
+}
+
+// wc (cropped kernels) = the live taps of w (full kernels).
+void crop_weight(const ConvGeometry& full, const Cropped& c, const float* w, float* wc) {
+  const int64_t K = full.kernel_size(), Kc = c.g.kernel_size();
+  for_live_taps(full, c, [&](int64_t i, int64_t f, int64_t k) { wc[i * Kc + k] = w[i * K + f]; });
+}
+
+// dw (full kernels) = dwc (cropped kernels) in the live taps, zero in the dead ones.
+void expand_weight_grad(const ConvGeometry& full, const Cropped& c, const float* dwc, float* dw) {
+  const int64_t K = full.kernel_size(), Kc = c.g.kernel_size();
+  const int64_t n = (full.per_sample_weight ? full.batch : 1) * full.weight_numel_per_sample();
+  std::memset(dw, 0, size_t(n) * sizeof(float));
+  for_live_taps(full, c, [&](int64_t i, int64_t f, int64_t k) { dw[i * K + f] = dwc[i * Kc + k]; });
+}
+
 // ---- forward ----
 
 // Work items are blocks of (samples, output rows): one sample and a tile of rows, or, for
@@ -322,7 +474,12 @@ void conv_forward(const ConvGeometry& g, const float* x, const float* w, const f
   Sizes s = sizes_of(g);
   const int64_t B = g.batch;
   if (B == 0 || s.L == 0) return;
-  if (s.Cg == 1 && !s.direct) return depthwise_forward(g, s, x, w, bias, y);
+  if (s.Cg == 1 && !s.direct) return depthwise_forward(g, s, x, w, bias, y);  // skips dead taps itself
+  if (Cropped c = crop_dead_taps(g); c.active) {
+    StoragePtr wc = scratch((g.per_sample_weight ? B : 1) * c.g.weight_numel_per_sample());
+    crop_weight(g, c, w, ptr(wc));
+    return conv_forward(c.g, x, ptr(wc), bias, y);
+  }
   const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
   const int64_t nb = samples_per_gemm(g, s), blocks = (B + nb - 1) / nb;
   int64_t rpt = nb > 1 ? rows : rows_per_tile(g, s, false);
@@ -401,6 +558,14 @@ void conv_backward(const ConvGeometry& g, const float* dy, const float* x, const
     return;
   }
   if (s.Cg == 1 && !s.direct) return depthwise_backward(g, s, dy, x, w, dx, dw);
+  if (Cropped c = crop_dead_taps(g); c.active) {
+    const int64_t n = (g.per_sample_weight ? B : 1) * c.g.weight_numel_per_sample();
+    StoragePtr wc = dx ? scratch(n) : nullptr, dwc = dw ? scratch(n) : nullptr;
+    if (dx) crop_weight(g, c, w, ptr(wc));
+    conv_backward(c.g, dy, x, ptr(wc), dx, ptr(dwc), nullptr);
+    if (dw) expand_weight_grad(g, c, ptr(dwc), dw);
+    return;
+  }
   const bool shared_dw = dw && !g.per_sample_weight;
   const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
   const int64_t nb = samples_per_gemm(g, s);

@@ -1,0 +1,52 @@
+// Per-native-call profile of one plain-model train step (the same step as step_ours.js):
+//   node bench/peer/profile_ours.js resnet18 64 32 10
+// Wraps every binding function with a timer; convolutions are split by kernel/groups.
+const path = require('path');
+const { native } = require(path.join(__dirname, '../../dist/lib/native'));
+const stats = new Map();
+for (const [k, f] of Object.entries(native)) {
+  if (typeof f !== 'function') continue;
+  native[k] = function (...a) {
+    let key = k;
+    if (k === 'convForward' || k === 'convBackward') {
+      const wsh = k === 'convForward' ? a[3] : a[4];
+      const groups = k === 'convForward' ? a[8] : a[8];
+      const xs = k === 'convForward' ? a[1] : a[2];
+      key += ` k${wsh.slice(2).join('x')} g${groups === 1 ? 1 : groups === xs[1] ? 'dw' : groups} C${xs[1]} S${xs.slice(2).join('x')}`;
+    }
+    const t0 = process.hrtime.bigint();
+    const r = f.apply(this, a);
+    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
+    const s = stats.get(key) || { n: 0, ms: 0 };
+    s.n++; s.ms += dt; stats.set(key, s);
+    return r;
+  };
+}
+const kw = require(path.join(__dirname, '../../dist/lib'));
+const [name, B, S, C, byShape] = process.argv.slice(2);
+const model = kw.createModel(name, { numClasses: +C });
+model.train();
+const opt = new kw.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+const x = kw.randn([+B, 3, +S, +S]);
+const y = kw.tensor(Int32Array.from({ length: +B }, (_, i) => i % +C), [+B], 'int32');
+const step = () => kw.tidy(() => {
+  const loss = kw.crossEntropy(model.forward(x), y);
+  opt.zeroGrad?.();
+  loss.backward();
+  opt.step();
+});
+step(); step();
+stats.clear();
+const t0 = Date.now();
+step();
+const total = Date.now() - t0;
+const rows = [...stats.entries()].map(([k, s]) => {
+  if (!byShape) k = k.replace(/ C\d+ S[\dx]+$/, '');
+  return [k, s];
+}).reduce((m, [k, s]) => { const o = m.get(k) || { n: 0, ms: 0 }; o.n += s.n; o.ms += s.ms; m.set(k, o); return m; }, new Map());
+let sum = 0;
+for (const [k, s] of [...rows.entries()].sort((a, b) => b[1].ms - a[1].ms)) {
+  sum += s.ms;
+  console.log(k.padEnd(44), String(s.n).padStart(4), s.ms.toFixed(1).padStart(8), 'ms');
+}
+console.log(`native total ${sum.toFixed(1)} ms, step ${total} ms`);
