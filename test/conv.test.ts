@@ -124,6 +124,14 @@ const cases: Cfg[] = [
   { name: 'dead taps, per-sample, one dim only', x: [2, 3, 1, 2], w: [2, 4, 3, 3, 3], padding: 1 },
   { name: 'dead taps, 3-D depth, dilation 2 in H', x: [2, 2, 1, 3, 5], w: [3, 2, 3, 3, 3], padding: [1, 2, 1], dilation: [1, 2, 1] },
   { name: 'dead taps, groups 2', x: [2, 4, 1, 1], w: [6, 2, 3, 3], groups: 2, padding: 1 },
+  // Stride-1 2-D depthwise convs run on zero-padded planes (junk columns dropped).
+  { name: 'depthwise 7×7 padding 3 on a 2×2 map (ConvNeXt)', x: [2, 3, 2, 2], w: [3, 1, 7, 7], groups: 3, padding: 3, bias: true },
+  { name: 'depthwise 7×7 padding 3 on a 1×1 map', x: [3, 2, 1, 1], w: [2, 1, 7, 7], groups: 2, padding: 3 },
+  { name: 'depthwise ×2 multiplier, dilation [2, 1], padding [2, 0]', x: [2, 2, 6, 5], w: [4, 1, 3, 3], groups: 2, dilation: [2, 1], padding: [2, 0], bias: true },
+  { name: "depthwise 'same', even kernel (asymmetric)", x: [2, 3, 5, 6], w: [3, 1, 4, 2], groups: 3, padding: 'same' },
+  { name: 'depthwise 1-D stride 1', x: [2, 3, 9], w: [3, 1, 5], groups: 3, padding: 1 },
+  { name: 'depthwise kernel wider than input, no padding', x: [2, 2, 3, 7], w: [2, 1, 3, 3], groups: 2 },
+  { name: 'per-sample depthwise 5×5 padding 2', x: [2, 3, 4, 5], w: [2, 3, 1, 5, 5], groups: 3, padding: 2 },
   // Stride-1 'same' 2-D convs copy whole shifted planes (edges zeroed afterwards).
   { name: "shifted planes: 3×3 'same' on a 1-row map", x: [2, 3, 1, 6], w: [4, 3, 3, 3], padding: 1 },
   { name: "shifted planes: 1×5 kernel, padding [0, 2]", x: [3, 2, 3, 4], w: [2, 2, 1, 5], padding: [0, 2], bias: true },
@@ -141,6 +149,7 @@ const bigCases: Cfg[] = [
   { name: 'row tiles, stride 2, dilation 2', x: [3, 64, 40, 33], w: [6, 64, 3, 3], stride: 2, padding: 2, dilation: 2 },
   { name: 'row tiles, per-sample', x: [2, 64, 20, 20], w: [2, 8, 64, 3, 3], padding: 1 },
   { name: 'row tiles, groups 2', x: [2, 128, 16, 16], w: [4, 64, 3, 3], groups: 2, padding: 1 },
+  { name: 'depthwise 7×7 threaded (ConvNeXt stage 1 at 32×32)', x: [6, 24, 8, 8], w: [24, 1, 7, 7], groups: 24, padding: 3, bias: true },
   { name: "shifted planes in row tiles, dilation 2 'same'", x: [2, 64, 18, 17], w: [4, 64, 3, 3], padding: 2, dilation: 2 },
   { name: 'shifted planes, per-sample, row tiles', x: [2, 64, 17, 16], w: [2, 5, 64, 3, 3], padding: 1 },
   { name: 'several samples per GEMM (4×4 maps), dead taps at 1×1', x: [40, 8, 4, 4], w: [6, 8, 3, 3], padding: 1, bias: true },

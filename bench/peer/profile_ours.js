@@ -14,11 +14,11 @@ for (const [k, f] of Object.entries(native)) {
       const xs = k === 'convForward' ? a[1] : a[2];
       key += ` k${wsh.slice(2).join('x')} g${groups === 1 ? 1 : groups === xs[1] ? 'dw' : groups} C${xs[1]} S${xs.slice(2).join('x')}`;
     }
-    const t0 = process.hrtime.bigint();
+    const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
     const r = f.apply(this, a);
-    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
-    const s = stats.get(key) || { n: 0, ms: 0 };
-    s.n++; s.ms += dt; stats.set(key, s);
+    const dt = Number(process.hrtime.bigint() - t0) / 1e6, c = process.cpuUsage(c0);
+    const s = stats.get(key) || { n: 0, ms: 0, cpu: 0 };
+    s.n++; s.ms += dt; s.cpu += (c.user + c.system) / 1000; stats.set(key, s);
     return r;
   };
 }
@@ -37,16 +37,17 @@ const step = () => kw.tidy(() => {
 });
 step(); step();
 stats.clear();
-const t0 = Date.now();
+const t0 = Date.now(), c0 = process.cpuUsage();
 step();
-const total = Date.now() - t0;
+const total = Date.now() - t0, c1 = process.cpuUsage(c0);
 const rows = [...stats.entries()].map(([k, s]) => {
   if (!byShape) k = k.replace(/ C\d+ S[\dx]+$/, '');
   return [k, s];
-}).reduce((m, [k, s]) => { const o = m.get(k) || { n: 0, ms: 0 }; o.n += s.n; o.ms += s.ms; m.set(k, o); return m; }, new Map());
-let sum = 0;
+}).reduce((m, [k, s]) => { const o = m.get(k) || { n: 0, ms: 0, cpu: 0 }; o.n += s.n; o.ms += s.ms; o.cpu += s.cpu; m.set(k, o); return m; }, new Map());
+let sum = 0, sumCpu = 0;
+console.log('op'.padEnd(44), 'calls', '  wall ms', '   cpu ms');
 for (const [k, s] of [...rows.entries()].sort((a, b) => b[1].ms - a[1].ms)) {
-  sum += s.ms;
-  console.log(k.padEnd(44), String(s.n).padStart(4), s.ms.toFixed(1).padStart(8), 'ms');
+  sum += s.ms; sumCpu += s.cpu;
+  console.log(k.padEnd(44), String(s.n).padStart(5), s.ms.toFixed(1).padStart(9), s.cpu.toFixed(1).padStart(9));
 }
-console.log(`native total ${sum.toFixed(1)} ms, step ${total} ms`);
+console.log(`native total ${sum.toFixed(1)} ms wall, ${sumCpu.toFixed(1)} ms cpu; step ${total} ms wall, ${((c1.user + c1.system) / 1000).toFixed(1)} ms cpu`);

@@ -3,7 +3,8 @@
 Times forward + cross-entropy + backward + SGD(momentum 0.9) on torchvision models, the same
 step /work/scratch/step.js (bench) times for kernelwarehouse. Run side by side, same machine:
     /usr/bin/python3 bench/peer/torch_plain.py resnet18 64 32 10 [steps] [--profile]
-Prints the per-step ms list; --profile adds a torch.profiler table of the last step's ops.
+Prints per-step wall and CPU ms (run with OMP_WAIT_POLICY=passive on a shared machine, or
+OpenMP's spin-waits count as CPU time); --profile adds a torch.profiler table of the last step's ops.
 """
 import sys
 import time
@@ -30,12 +31,13 @@ def step():
     opt.step()
 
 
-times = []
+times, cpu = [], []  # cpu: process CPU ms, robust to a shared machine's load (use OMP_WAIT_POLICY=passive)
 for _ in range(steps):
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     step()
     times.append(int((time.time() - t0) * 1000))
-print(name, B, S, 'torch train ms', times, 'threads', torch.get_num_threads())
+    cpu.append(int((time.process_time() - c0) * 1000))
+print(name, B, S, 'torch train ms', times, 'cpu ms', cpu, 'threads', torch.get_num_threads())
 if '--profile' in sys.argv:
     from torch.profiler import profile, ProfilerActivity
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -350,12 +350,169 @@ void depthwise_plane_dw(const ConvGeometry& g, const float* dy, const float* x, 
   });
 }
 
+// Stride-1 2-D depthwise convs (ConvNeXt's 7×7, MobileNetV2's stride-1 3×3) run on a
+// zero-padded copy of each plane, Wp = OW + (KW−1)·dw wide: output row oh, tap (kh, kx) reads
+// padded row oh + kh·dh from column kx·dw on, so a tap is one contiguous multiply-add of
+// OH·Wp floats at a fixed shift, computing Wp − OW junk columns per row that are dropped.
+// Branch-free and vectorised; the per-row loops above ran 8, 4 or 2 floats at a time on
+// ConvNeXt's small maps and were dominated by loop overhead.
+struct PaddedPlane {
+  int64_t Wp, Hp;  // padded width; rows, with one spare row for the shifts that run past the last
+  bool ok;
+};
+
+PaddedPlane padded_plane(const ConvGeometry& g) {
+  PaddedPlane p;
+  p.ok = g.in[0] == 1 && g.out[0] == 1 && g.kernel[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1 &&
+         g.pad_lo[1] >= 0 && g.pad_lo[2] >= 0 && g.pad_hi[1] >= 0 && g.pad_hi[2] >= 0;
+  p.Wp = g.out[2] + (g.kernel[2] - 1) * g.dilation[2];
+  p.Hp = g.out[1] + (g.kernel[1] - 1) * g.dilation[1] + 1;
+  return p;
+}
+
+// The shift of tap k (row-major over kh, kx) in the padded plane.
+inline int64_t tap_offset(const ConvGeometry& g, const PaddedPlane& p, int64_t k) {
+  return (k / g.kernel[2]) * g.dilation[1] * p.Wp + (k % g.kernel[2]) * g.dilation[2];
+}
+
+// xp (Hp × Wp) = the plane x with pad_lo zeros above and to the left, zeros elsewhere.
+void pad_plane(const ConvGeometry& g, const PaddedPlane& p, const float* x, float* xp) {
+  std::fill(xp, xp + p.Hp * p.Wp, 0.f);
+  const int64_t cols = std::min(g.in[2], p.Wp - g.pad_lo[2]);
+  for (int64_t h = 0; h < g.in[1] && h + g.pad_lo[1] < p.Hp; h++)
+    std::memcpy(xp + (h + g.pad_lo[1]) * p.Wp + g.pad_lo[2], x + h * g.in[2], size_t(cols) * sizeof(float));
+}
+
+// dw (OH × Wp) = the output plane dy, zeros in the junk columns.
+void widen_plane(const ConvGeometry& g, const PaddedPlane& p, const float* dy, float* dw) {
+  const int64_t OW = g.out[2];
+  for (int64_t h = 0; h < g.out[1]; h++) {
+    std::memcpy(dw + h * p.Wp, dy + h * OW, size_t(OW) * sizeof(float));
+    std::fill(dw + h * p.Wp + OW, dw + (h + 1) * p.Wp, 0.f);
+  }
+}
+
+// The three per-plane loops over taps, each one cloned function so that its inner loop is
+// inlined and vectorised (a cloned helper per tap costs an indirect call per tap).
+// yw[j] += Σ_k w[k]·xp[j + off[k]], j < n.
+KW_SIMD_CLONES
+void taps_gather(int64_t n, int64_t K, const int64_t* off, const float* w, const float* xp, float* yw) {
+  for (int64_t k = 0; k < K; k++) {
+    const float wk = w[k];
+    const float* xs = xp + off[k];
+    for (int64_t j = 0; j < n; j++) yw[j] += wk * xs[j];
+  }
+}
+
+// dxp[j + off[k]] += w[k]·dyw[j], j < n.
+KW_SIMD_CLONES
+void taps_scatter(int64_t n, int64_t K, const int64_t* off, const float* w, const float* dyw, float* dxp) {
+  for (int64_t k = 0; k < K; k++) {
+    const float wk = w[k];
+    float* d = dxp + off[k];
+    for (int64_t j = 0; j < n; j++) d[j] += wk * dyw[j];
+  }
+}
+
+// acc[k] += Σ_j dyw[j]·xp[j + off[k]]: eight float partial sums per tap (the compiler may not
+// reorder a float reduction itself), double across planes.
+KW_SIMD_CLONES
+void taps_dot(int64_t n, int64_t K, const int64_t* off, const float* dyw, const float* xp, double* acc) {
+  for (int64_t k = 0; k < K; k++) {
+    const float* xs = xp + off[k];
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (int q = 0; q < 8; q++) p[q] += dyw[j + q] * xs[j + q];
+    for (; j < n; j++) p[0] += dyw[j] * xs[j];
+    acc[k] += double(((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7])));
+  }
+}
+
+std::vector<int64_t> tap_offsets(const ConvGeometry& g, const PaddedPlane& p) {
+  std::vector<int64_t> off(size_t(g.kernel_size()));
+  for (int64_t k = 0; k < g.kernel_size(); k++) off[size_t(k)] = tap_offset(g, p, k);
+  return off;
+}
+
+void depthwise_padded_forward(const ConvGeometry& g, const Sizes& s, const PaddedPlane& p, const float* x,
+                              const float* w, const float* bias, float* y) {
+  const int64_t O = g.out_channels, OW = g.out[2], n = g.out[1] * p.Wp;
+  const std::vector<int64_t> off = tap_offsets(g, p);
+  parallel_for(g.batch * O, std::max<int64_t>(1, (1 << 14) / (n * s.K)), [&](int64_t lo, int64_t hi) {
+    std::vector<float> xp(size_t(p.Hp * p.Wp)), yw(static_cast<size_t>(n));
+    int64_t padded = -1;  // the input plane now in xp (a channel multiplier reuses it)
+    for (int64_t i = lo; i < hi; i++) {
+      const int64_t b = i / O, o = i % O, in_plane = b * g.in_channels + o / s.Og;
+      if (in_plane != padded) pad_plane(g, p, x + in_plane * s.S, xp.data());
+      padded = in_plane;
+      const float* wo = w + b * s.w_b + o * s.K;
+      std::fill(yw.begin(), yw.end(), bias ? bias[o] : 0.f);
+      taps_gather(n, s.K, off.data(), wo, xp.data(), yw.data());
+      float* yo = y + b * s.y_b + o * s.L;
+      for (int64_t h = 0; h < g.out[1]; h++) std::memcpy(yo + h * OW, yw.data() + h * p.Wp, size_t(OW) * sizeof(float));
+    }
+  });
+}
+
+void depthwise_padded_backward(const ConvGeometry& g, const Sizes& s, const PaddedPlane& p, const float* dy,
+                               const float* x, const float* w, float* dx, float* dw) {
+  const int64_t B = g.batch, C = g.in_channels, O = g.out_channels, n = g.out[1] * p.Wp;
+  const std::vector<int64_t> off = tap_offsets(g, p);
+  if (dx) {
+    // dxp[j + shift_k] += w[k]·dyw[j]: the transpose of the forward's gather. The junk columns
+    // of dyw are zero, so what they scatter into the padding adds nothing.
+    parallel_for(B * C, std::max<int64_t>(1, (1 << 14) / (n * s.K * s.Og)), [&](int64_t lo, int64_t hi) {
+      std::vector<float> dxp(size_t(p.Hp * p.Wp)), dyw(static_cast<size_t>(n));
+      for (int64_t i = lo; i < hi; i++) {
+        const int64_t b = i / C, c = i % C;
+        std::fill(dxp.begin(), dxp.end(), 0.f);
+        for (int64_t o = c * s.Og; o < (c + 1) * s.Og; o++) {
+          widen_plane(g, p, dy + b * s.y_b + o * s.L, dyw.data());
+          taps_scatter(n, s.K, off.data(), w + b * s.w_b + o * s.K, dyw.data(), dxp.data());
+        }
+        float* dxc = dx + b * s.x_b + c * s.S;
+        for (int64_t h = 0; h < g.in[1]; h++) {
+          const int64_t ph = h + g.pad_lo[1];
+          for (int64_t x0 = 0; x0 < g.in[2]; x0++) {
+            const int64_t pw = x0 + g.pad_lo[2];
+            // Inputs past the padded plane are read by no output: their gradient is zero.
+            dxc[h * g.in[2] + x0] = ph < p.Hp && pw < p.Wp ? dxp[size_t(ph * p.Wp + pw)] : 0.f;
+          }
+        }
+      }
+    });
+  }
+  if (dw) {
+    // acc[k] = Σ_b dyw·(xp shifted by tap k); one task per output channel (and sample, when
+    // per-sample), so no two tasks write the same weights.
+    const int64_t nb = g.per_sample_weight ? B : 1;
+    parallel_for(nb * O, std::max<int64_t>(1, (1 << 14) / (n * s.K * (B / nb))), [&](int64_t lo, int64_t hi) {
+      std::vector<float> xp(size_t(p.Hp * p.Wp)), dyw(static_cast<size_t>(n));
+      std::vector<double> acc(size_t(s.K));
+      for (int64_t i = lo; i < hi; i++) {
+        const int64_t o = i % O, c = o / s.Og;
+        const int64_t b0 = g.per_sample_weight ? i / O : 0, b1 = g.per_sample_weight ? b0 + 1 : B;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t b = b0; b < b1; b++) {
+          pad_plane(g, p, x + b * s.x_b + c * s.S, xp.data());
+          widen_plane(g, p, dy + b * s.y_b + o * s.L, dyw.data());
+          taps_dot(n, s.K, off.data(), dyw.data(), xp.data(), acc.data());
+        }
+        float* dwo = dw + b0 * s.w_b + o * s.K;
+        for (int64_t k = 0; k < s.K; k++) dwo[k] = float(acc[size_t(k)]);
+      }
+    });
+  }
+}
+
 int64_t plane_grain(const Sizes& s, int64_t planes_per_item) {
   return std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, planes_per_item * s.L * s.K));
 }
 
 void depthwise_forward(const ConvGeometry& g, const Sizes& s, const float* x, const float* w,
                        const float* bias, float* y) {
+  if (PaddedPlane p = padded_plane(g); p.ok) return depthwise_padded_forward(g, s, p, x, w, bias, y);
   const int64_t O = g.out_channels;
   parallel_for(g.batch * O, plane_grain(s, 1), [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) {
@@ -368,6 +525,7 @@ void depthwise_forward(const ConvGeometry& g, const Sizes& s, const float* x, co
 
 void depthwise_backward(const ConvGeometry& g, const Sizes& s, const float* dy, const float* x,
                         const float* w, float* dx, float* dw) {
+  if (PaddedPlane p = padded_plane(g); p.ok) return depthwise_padded_backward(g, s, p, dy, x, w, dx, dw);
   const int64_t B = g.batch, C = g.in_channels, O = g.out_channels;
   if (dx) {
     // One task per input plane: all of its outputs' contributions land only there.
@@ -474,12 +632,14 @@ void conv_forward(const ConvGeometry& g, const float* x, const float* w, const f
   Sizes s = sizes_of(g);
   const int64_t B = g.batch;
   if (B == 0 || s.L == 0) return;
-  if (s.Cg == 1 && !s.direct) return depthwise_forward(g, s, x, w, bias, y);  // skips dead taps itself
   if (Cropped c = crop_dead_taps(g); c.active) {
     StoragePtr wc = scratch((g.per_sample_weight ? B : 1) * c.g.weight_numel_per_sample());
     crop_weight(g, c, w, ptr(wc));
     return conv_forward(c.g, x, ptr(wc), bias, y);
   }
+  // A 1×1 depthwise conv (also what cropping leaves on 1×1 maps) would be one GEMM of
+  // a single row and column per channel: the depthwise loops do it better.
+  if (s.Cg == 1 && (!s.direct || g.groups > 1)) return depthwise_forward(g, s, x, w, bias, y);
   const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
   const int64_t nb = samples_per_gemm(g, s), blocks = (B + nb - 1) / nb;
   int64_t rpt = nb > 1 ? rows : rows_per_tile(g, s, false);
@@ -557,7 +717,6 @@ void conv_backward(const ConvGeometry& g, const float* dy, const float* x, const
     if (dw) std::memset(dw, 0, size_t((g.per_sample_weight ? B : 1) * wn) * sizeof(float));
     return;
   }
-  if (s.Cg == 1 && !s.direct) return depthwise_backward(g, s, dy, x, w, dx, dw);
   if (Cropped c = crop_dead_taps(g); c.active) {
     const int64_t n = (g.per_sample_weight ? B : 1) * c.g.weight_numel_per_sample();
     StoragePtr wc = dx ? scratch(n) : nullptr, dwc = dw ? scratch(n) : nullptr;
@@ -566,6 +725,7 @@ void conv_backward(const ConvGeometry& g, const float* dy, const float* x, const
     if (dw) expand_weight_grad(g, c, ptr(dwc), dw);
     return;
   }
+  if (s.Cg == 1 && (!s.direct || g.groups > 1)) return depthwise_backward(g, s, dy, x, w, dx, dw);
   const bool shared_dw = dw && !g.per_sample_weight;
   const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
   const int64_t nb = samples_per_gemm(g, s);
