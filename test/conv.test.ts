@@ -124,6 +124,11 @@ const cases: Cfg[] = [
   { name: 'dead taps, per-sample, one dim only', x: [2, 3, 1, 2], w: [2, 4, 3, 3, 3], padding: 1 },
   { name: 'dead taps, 3-D depth, dilation 2 in H', x: [2, 2, 1, 3, 5], w: [3, 2, 3, 3, 3], padding: [1, 2, 1], dilation: [1, 2, 1] },
   { name: 'dead taps, groups 2', x: [2, 4, 1, 1], w: [6, 2, 3, 3], groups: 2, padding: 1 },
+  // Tiny maps with a batch ≥ 8: one GEMM per (output position, live tap), the batch as N.
+  { name: 'pair GEMMs: 3×3 padding 1 on a 2×2 map', x: [10, 6, 2, 2], w: [5, 6, 3, 3], padding: 1, bias: true },
+  { name: 'pair GEMMs: stride 2, 3×3 → 2×2', x: [9, 4, 3, 3], w: [5, 4, 3, 3], stride: 2, padding: 1 },
+  { name: 'pair GEMMs: 3-D 2×2×2 map', x: [8, 3, 2, 2, 2], w: [4, 3, 3, 3, 3], padding: 1, bias: true },
+  { name: 'pair GEMMs: dilation 2, rectangular map', x: [8, 3, 2, 3], w: [4, 3, 3, 3], padding: 2, dilation: 2 },
   // Stride-1 2-D depthwise convs run on zero-padded planes (junk columns dropped).
   { name: 'depthwise 7×7 padding 3 on a 2×2 map (ConvNeXt)', x: [2, 3, 2, 2], w: [3, 1, 7, 7], groups: 3, padding: 3, bias: true },
   { name: 'depthwise 7×7 padding 3 on a 1×1 map', x: [3, 2, 1, 1], w: [2, 1, 7, 7], groups: 2, padding: 3 },

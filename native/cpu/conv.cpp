@@ -623,6 +623,109 @@ void expand_weight_grad(const ConvGeometry& full, const Cropped& c, const float*
   for_live_taps(full, c, [&](int64_t i, int64_t f, int64_t k) { dw[i * K + f] = dwc[i * Kc + k]; });
 }
 
+// ---- tiny maps: one GEMM per (output position, live tap) pair, the batch as columns ----
+
+// On 2×2 maps a 3×3, padding-1 conv reads padding in 5 of the 9 taps of every output position
+// (different ones per position, so cropping cannot drop them; 31% of the products on 4×4 maps),
+// and im2col's GEMM multiplies those
+// zeros too. Per pair instead: Y[p] (O × B) += W[t] (O × C) · X[q] (C × B), where input position
+// q is what tap t of output position p reads; the batch is the GEMM's N. Weights are repacked
+// tap-major and activations position-major around the GEMMs. Shared weights, one group only.
+struct Pair {
+  int64_t p, t, q;
+};
+
+std::vector<Pair> live_pairs(const ConvGeometry& g) {
+  std::vector<Pair> pairs;
+  for (int64_t p = 0; p < g.out_spatial(); p++) {
+    const int64_t od = p / (g.out[1] * g.out[2]), oh = p / g.out[2] % g.out[1], ow = p % g.out[2];
+    for (int64_t t = 0; t < g.kernel_size(); t++) {
+      const int64_t kd = t / (g.kernel[1] * g.kernel[2]), kh = t / g.kernel[2] % g.kernel[1], kx = t % g.kernel[2];
+      const int64_t id = in_index(g, 0, od, kd), ih = in_index(g, 1, oh, kh), iw = in_index(g, 2, ow, kx);
+      if (id >= 0 && ih >= 0 && iw >= 0) pairs.push_back({p, t, (id * g.in[1] + ih) * g.in[2] + iw});
+    }
+  }
+  return pairs;
+}
+
+// Worth it when at most 75% of im2col's products are live, the maps are tiny (wider maps give
+// the dense GEMM enough columns to win) and the batch makes a useful N.
+bool use_pairs(const ConvGeometry& g, const Sizes& s, int64_t live) {
+  return !g.per_sample_weight && g.groups == 1 && s.L <= 16 && g.batch >= 8 && 4 * live <= 3 * s.L * s.K;
+}
+
+// dst [cols, mid, rows] = src [rows, mid, cols] with the outer dims swapped: the layout changes
+// around the pair GEMMs ([B, C, S] ↔ [S, C, B], [O, C, K] → [K, C, O]).
+void transpose_outer(int64_t rows, int64_t mid, int64_t cols, const float* src, float* dst) {
+  parallel_for(mid, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, rows * cols)), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; m++)
+      for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[(c * mid + m) * rows + r] = src[(r * mid + m) * cols + c];
+  });
+}
+
+// Calls fn(r0, rows) on one slice of [0, M) per thread: each thread runs all pairs' GEMMs on
+// its rows of the output, so GEMMs too small to split themselves still use every thread, and
+// no thread waits for another between GEMMs.
+template <typename F>
+void over_rows(int64_t M, F&& fn) {
+  const int64_t threads = in_parallel_region() ? 1 : num_threads();
+  const int64_t step = std::max<int64_t>(1, ((M + threads - 1) / threads + 15) / 16 * 16);
+  parallel_for((M + step - 1) / step, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) fn(i * step, std::min(step, M - i * step));
+  });
+}
+
+void pairs_forward(const ConvGeometry& g, const Sizes& s, const std::vector<Pair>& pairs, const float* x,
+                   const float* w, const float* bias, float* y) {
+  const int64_t B = g.batch, C = g.in_channels, O = g.out_channels, K = s.K, S = s.S, L = s.L;
+  StoragePtr wt = scratch(K * O * C), xq = scratch(S * C * B), yp = scratch(L * O * B);
+  transpose_outer(O, C, K, w, ptr(wt));  // [O, C, K] → [K, C, O]
+  transpose_outer(B, C, S, x, ptr(xq));  // [B, C, S] → [S, C, B]
+  std::memset(ptr(yp), 0, size_t(L * O * B) * sizeof(float));
+  // W[t] is [C, O] here: Y[p] (O × B) += W[t]ᵀ · X[q].
+  over_rows(O, [&](int64_t r0, int64_t m) {
+    for (const Pair& pr : pairs)
+      gemm_kernels.gemm(true, false, m, B, C, 1.f, ptr(wt) + pr.t * C * O + r0, O, ptr(xq) + pr.q * C * B, B, 1.f,
+                        ptr(yp) + (pr.p * O + r0) * B, B);
+  });
+  transpose_outer(L, O, B, ptr(yp), y);  // [L, O, B] → [B, O, L]
+  if (bias)
+    parallel_for(B * O, 1 << 12, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++)
+        for (int64_t l = 0; l < L; l++) y[i * L + l] += bias[i % O];
+    });
+}
+
+void pairs_backward(const ConvGeometry& g, const Sizes& s, const std::vector<Pair>& pairs, const float* dy,
+                    const float* x, const float* w, float* dx, float* dw) {
+  const int64_t B = g.batch, C = g.in_channels, O = g.out_channels, K = s.K, S = s.S, L = s.L;
+  StoragePtr dyp = scratch(L * O * B);
+  transpose_outer(B, O, L, dy, ptr(dyp));  // [B, O, L] → [L, O, B]
+  if (dx) {
+    StoragePtr wt = scratch(K * O * C), dxq = scratch(S * C * B);
+    transpose_outer(O, C, K, w, ptr(wt));  // [K, C, O]
+    std::memset(ptr(dxq), 0, size_t(S * C * B) * sizeof(float));
+    over_rows(C, [&](int64_t r0, int64_t m) {
+      for (const Pair& pr : pairs)  // dX[q] (C × B) += W[t] (C × O) · dY[p]
+        gemm_kernels.gemm(false, false, m, B, O, 1.f, ptr(wt) + (pr.t * C + r0) * O, O, ptr(dyp) + pr.p * O * B, B,
+                          1.f, ptr(dxq) + (pr.q * C + r0) * B, B);
+    });
+    transpose_outer(S, C, B, ptr(dxq), dx);  // [S, C, B] → [B, C, S]
+  }
+  if (dw) {
+    StoragePtr xq = scratch(S * C * B), dwt = scratch(K * C * O);
+    transpose_outer(B, C, S, x, ptr(xq));
+    std::memset(ptr(dwt), 0, size_t(K * C * O) * sizeof(float));
+    over_rows(C, [&](int64_t r0, int64_t m) {
+      for (const Pair& pr : pairs)  // dW[t] (C × O) += X[q] (C × B) · dY[p]ᵀ
+        gemm_kernels.gemm(false, true, m, O, B, 1.f, ptr(xq) + (pr.q * C + r0) * B, B, ptr(dyp) + pr.p * O * B, B,
+                          1.f, ptr(dwt) + (pr.t * C + r0) * O, O);
+    });
+    transpose_outer(K, C, O, ptr(dwt), dw);  // [K, C, O] → [O, C, K]
+  }
+}
+
 // ---- forward ----
 
 // Work items are blocks of (samples, output rows): one sample and a tile of rows, or, for
@@ -640,6 +743,10 @@ void conv_forward(const ConvGeometry& g, const float* x, const float* w, const f
   // A 1×1 depthwise conv (also what cropping leaves on 1×1 maps) would be one GEMM of
   // a single row and column per channel: the depthwise loops do it better.
   if (s.Cg == 1 && (!s.direct || g.groups > 1)) return depthwise_forward(g, s, x, w, bias, y);
+  if (s.L <= 16 && !g.per_sample_weight && g.groups == 1) {
+    std::vector<Pair> pairs = live_pairs(g);
+    if (use_pairs(g, s, int64_t(pairs.size()))) return pairs_forward(g, s, pairs, x, w, bias, y);
+  }
   const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
   const int64_t nb = samples_per_gemm(g, s), blocks = (B + nb - 1) / nb;
   int64_t rpt = nb > 1 ? rows : rows_per_tile(g, s, false);
@@ -726,6 +833,10 @@ void conv_backward(const ConvGeometry& g, const float* dy, const float* x, const
     return;
   }
   if (s.Cg == 1 && (!s.direct || g.groups > 1)) return depthwise_backward(g, s, dy, x, w, dx, dw);
+  if (s.L <= 16 && !g.per_sample_weight && g.groups == 1) {
+    std::vector<Pair> pairs = live_pairs(g);
+    if (use_pairs(g, s, int64_t(pairs.size()))) return pairs_backward(g, s, pairs, dy, x, w, dx, dw);
+  }
   const bool shared_dw = dw && !g.per_sample_weight;
   const int64_t rows = g.out[0] * g.out[1], OW = g.out[2];
   const int64_t nb = samples_per_gemm(g, s);
