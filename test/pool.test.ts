@@ -199,3 +199,21 @@ t.test('pooling: bad input gives errors naming the argument', async (t) => {
   const bad = kw.tensor(new Int32Array([0, 99]), [2]);
   t.throws(() => native.maxPool2dBackward(kw.zeros([2]).storage, bad.storage, 2, 1, 2, [1, 2], [1, 2], [0, 0], [1, 1], false), /'indices' out of range/);
 });
+
+t.test('maxPool2d argmax: ties go to the first element, a NaN wins and stays, all -inf picks the first in-bounds', async (t) => {
+  const grad = (rows: number[][], k: number, padding = 0) => {
+    const x = kw.tensor([[rows]]);
+    x.requiresGrad = true;
+    const y = kw.maxPool2d(x, k, { stride: k, padding });
+    kw.sum(y).backward();
+    return { y: (y.data() as Float32Array)[0], dx: Array.from(x.grad!.data() as Float32Array) };
+  };
+  t.same(grad([[1, 1], [1, 1]], 2).dx, [1, 0, 0, 0], 'tie: first in row-major order');
+  t.same(grad([[0, 2], [2, 1]], 2).dx, [0, 1, 0, 0], 'tie between rows: the upper one');
+  const n = grad([[1, NaN], [3, 2]], 2);
+  t.ok(Number.isNaN(n.y), 'NaN propagates');
+  t.same(n.dx, [0, 1, 0, 0], 'a later larger value does not replace the NaN');
+  const inf = grad([[-Infinity, -Infinity], [-Infinity, -Infinity]], 3, 1);
+  t.equal(inf.y, -Infinity);
+  t.same(inf.dx, [1, 0, 0, 0], 'all -inf: the first in-bounds element');
+});

@@ -627,8 +627,7 @@ void expand_weight_grad(const ConvGeometry& full, const Cropped& c, const float*
 
 // On 2×2 maps a 3×3, padding-1 conv reads padding in 5 of the 9 taps of every output position
 // (different ones per position, so cropping cannot drop them; 31% of the products on 4×4 maps),
-// and im2col's GEMM multiplies those
-// zeros too. Per pair instead: Y[p] (O × B) += W[t] (O × C) · X[q] (C × B), where input position
+// and im2col's GEMM multiplies those zeros too. Per pair instead: Y[p] (O × B) += W[t] (O × C) · X[q] (C × B), where input position
 // q is what tap t of output position p reads; the batch is the GEMM's N. Weights are repacked
 // tap-major and activations position-major around the GEMMs. Shared weights, one group only.
 struct Pair {

@@ -13,32 +13,49 @@ namespace {
 
 int64_t plane_grain(int64_t work_per_plane) { return std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, work_per_plane)); }
 
+// Row by row, taps outer and output columns inner: a window's running max is a dependency
+// chain (compare, select, compare ...), so looping over one window at a time ran at the chain's
+// latency; with the columns inside, their chains overlap. Taps are still visited in the same
+// order per output (row-major over the window), so ties and NaNs resolve as before.
 void max_pool2d(const float* x, const Pool2dGeometry& g, float* y, int32_t* idx) {
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
   parallel_for(g.planes, plane_grain(out_plane * g.kh * g.kw), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
       const float* xp = x + p * in_plane;
-      for (int64_t i = 0; i < g.oh; i++)
+      for (int64_t i = 0; i < g.oh; i++) {
+        float* best = y + p * out_plane + i * g.ow;
+        int32_t* bi = idx + p * out_plane + i * g.ow;
+        int64_t h0 = i * g.sh - g.ph;
+        const int64_t h1 = std::min(h0 + (g.kh - 1) * g.dh + 1, g.h);
+        while (h0 < 0) h0 += g.dh;
         for (int64_t j = 0; j < g.ow; j++) {
-          int64_t h0 = i * g.sh - g.ph, w0 = j * g.sw - g.pw;
-          const int64_t h1 = std::min(h0 + (g.kh - 1) * g.dh + 1, g.h), w1 = std::min(w0 + (g.kw - 1) * g.dw + 1, g.w);
-          while (h0 < 0) h0 += g.dh;
-          while (w0 < 0) w0 += g.dw;
-          float best = -std::numeric_limits<float>::infinity();
           // As PyTorch: the first in-bounds element is the argmax until something beats -inf,
           // and a NaN always takes over.
-          int64_t bi = (h0 < h1 && w0 < w1) ? h0 * g.w + w0 : -1;
-          for (int64_t h = h0; h < h1; h += g.dh)
-            for (int64_t w = w0; w < w1; w += g.dw) {
-              const float v = xp[h * g.w + w];
-              if (v > best || std::isnan(v)) {
-                best = v;
-                bi = h * g.w + w;
-              }
-            }
-          y[p * out_plane + i * g.ow + j] = best;
-          idx[p * out_plane + i * g.ow + j] = int32_t(bi);
+          int64_t w0 = j * g.sw - g.pw;
+          const int64_t w1 = std::min(w0 + (g.kw - 1) * g.dw + 1, g.w);
+          while (w0 < 0) w0 += g.dw;
+          best[j] = -std::numeric_limits<float>::infinity();
+          bi[j] = (h0 < h1 && w0 < w1) ? int32_t(h0 * g.w + w0) : -1;
         }
+        for (int64_t a = 0; a < g.kh; a++) {
+          const int64_t h = i * g.sh - g.ph + a * g.dh;
+          if (h < 0 || h >= g.h) continue;
+          const float* xr = xp + h * g.w;
+          for (int64_t b = 0; b < g.kw; b++) {
+            // Columns j whose tap b lands inside the row: 0 <= j·sw + off < w.
+            const int64_t off = b * g.dw - g.pw;
+            const int64_t jlo = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
+            const int64_t jhi = g.w - off <= 0 ? 0 : std::min(g.ow, (g.w - off + g.sw - 1) / g.sw);
+            for (int64_t j = jlo; j < jhi; j++) {
+              const int64_t w = j * g.sw + off;
+              const float v = xr[w];
+              const bool take = (v > best[j]) | (v != v);  // v != v: NaN
+              best[j] = take ? v : best[j];
+              bi[j] = take ? int32_t(h * g.w + w) : bi[j];
+            }
+          }
+        }
+      }
     }
   });
 }
