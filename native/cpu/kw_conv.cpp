@@ -1,0 +1,371 @@
+// CPU kernels of the fused KernelWarehouse convolution y_b = conv(x_b, W_b) + bias with
+// W_b = α_b·E in upstream's kernel layout (see core/kernels/kw.h), forward and backward side by
+// side. The batch of per-sample kernels (B × out·in·k·k floats, gigabytes for KW-ResNet) is
+// never materialised, and nothing but x, α and E is kept for the backward.
+//
+// Chunked: threads take chunks of a few samples; a chunk's kernels are assembled into
+//   per-thread scratch (small enough for L2/L3) and convolved there by conv_kernels (the
+//   per-sample path of cpu/conv.cpp, run single-threaded inside our loop). Backward recomputes
+//   the chunk's kernels, takes dx and dW_chunk from conv_kernels, then dα = dW·Eᵀ and
+//   dE += αᵀ·dW per chunk into per-thread partials. Cost ≈ 2·B·m·cell·(n + L) per pass.
+// InputMix (groups = 1): with cell slot (s, o, i) covering output rows o·co.., input channels
+//   i·ci.. and kernel taps s·ck.., the layer is
+//     y[b, o·co+c, l] = Σ_j Σ_(d,e) E[j, c, (d,e)] · V_o[b, j, (d,e), l],
+//     V_o[b, j, (d,e), l] = Σ_(s,i) α[b, (s,o,i), j] · col_b[(s,i), (d,e), l]
+//   with col_b a tap-major im2col. Mixing the input costs 2·B·m·n·ci·ck·L and the product with
+//   E 2·B·L·out·n·ci·ck: no m factor, so at small L (late ResNet stages) it is up to gs·gic
+//   times cheaper than assembling, and the E GEMMs run over all B·L columns at once.
+//   Backward: dE_j += dY_o·V_ojᵀ, dV_oj = E_jᵀ·dY_o, dα_bo = col_b·dV_boᵀ, dcol_b = Σ_o α_bo·dV_bo;
+//   V is recomputed (cheap) rather than kept.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/storage.h"
+#include "core/thread_pool.h"
+#include "cpu/kw_impl.h"
+#include "cpu/tables.h"
+
+namespace kw {
+
+// Per-sample FLOP counts of one forward pass (the backward is about three of them for both);
+// InputMix also moves its columns and mixtures around, so it must win by a margin.
+KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested) {
+  const bool mix_ok = g.groups == 1;
+  if (requested == KwConvStrategy::InputMix && mix_ok) return requested;
+  if (requested != KwConvStrategy::Auto) return KwConvStrategy::Chunked;
+  if (!mix_ok) return KwConvStrategy::Chunked;
+  const double L = double(g.out_spatial()), n = double(a.cells), m = double(a.mixtures);
+  const double cc = double(a.ci * a.ck), co = double(a.co), goc = double(a.goc);
+  const double chunked = m * co * cc * (n + L);
+  const double mix = L * n * cc * (m + goc * co);
+  return mix < 0.8 * chunked ? KwConvStrategy::InputMix : KwConvStrategy::Chunked;
+}
+
+namespace cpu::kwk {
+namespace {
+
+StoragePtr scratch(int64_t n) { return new_storage(DType::F32, std::max<int64_t>(1, n)); }
+
+int64_t x_stride(const ConvGeometry& g) { return g.in_channels * g.in_spatial(); }
+int64_t y_stride(const ConvGeometry& g) { return g.out_channels * g.out_spatial(); }
+
+void bias_backward(const ConvGeometry& g, const float* dy, float* db) {
+  const int64_t L = g.out_spatial(), O = g.out_channels;
+  parallel_for(O, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, g.batch * L)), [&](int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; o++) {
+      double acc = 0;
+      for (int64_t b = 0; b < g.batch; b++) {
+        const float* p = dy + (b * O + o) * L;
+        float part = 0;
+        for (int64_t l = 0; l < L; l++) part += p[l];
+        acc += part;
+      }
+      db[o] = float(acc);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- chunked
+
+// Samples per chunk: the chunk's product T and kernels W (2·wsize floats a sample) stay within
+// about 1.5 MB of the 2 MB L2, and every thread gets at least one chunk.
+int64_t chunk_samples(const KwAssemblyDims& a) {
+  const int64_t per_sample = std::max<int64_t>(1, 2 * a.weight_size());
+  const int64_t threads = num_threads();
+  const int64_t per_thread = (a.batch + threads - 1) / threads;
+  return std::max<int64_t>(1, std::min<int64_t>(per_thread, (int64_t(3) << 18) / per_sample));
+}
+
+// T [nb·m, cell] = α rows of samples [b0, b0+nb) · E, then W [nb, kernel] from T.
+void assemble_chunk(const KwAssemblyDims& a, const float* alpha, const float* cells, int64_t b0, int64_t nb,
+                    float* T, float* W) {
+  const int64_t m = a.mixtures, n = a.cells, cell = a.cell_size();
+  gemm_kernels.gemm(false, false, nb * m, cell, n, 1.f, alpha + b0 * m * n, n, cells, cell, 0.f, T, cell);
+  for (int64_t b = 0; b < nb; b++) relayout_to_kernel(a, T + b * m * cell, W + b * a.weight_size());
+}
+
+ConvGeometry chunk_geometry(const ConvGeometry& g, int64_t nb) {
+  ConvGeometry c = g;
+  c.batch = nb;
+  c.per_sample_weight = true;
+  return c;
+}
+
+void chunked_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,
+                     const float* cells, const float* bias, float* y) {
+  const int64_t G = chunk_samples(a), chunks = (a.batch + G - 1) / G;
+  const int64_t xb = x_stride(g), yb = y_stride(g);
+  parallel_for(chunks, 1, [&](int64_t lo, int64_t hi) {
+    StoragePtr T = scratch(G * a.weight_size()), W = scratch(G * a.weight_size());
+    for (int64_t c = lo; c < hi; c++) {
+      const int64_t b0 = c * G, nb = std::min(G, a.batch - b0);
+      assemble_chunk(a, alpha, cells, b0, nb, T->as<float>(), W->as<float>());
+      conv_kernels.forward(chunk_geometry(g, nb), x + b0 * xb, W->as<float>(), bias, y + b0 * yb);
+    }
+  });
+}
+
+void chunked_backward(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* x,
+                      const float* alpha, const float* cells, float* dx, float* dalpha, float* dcells) {
+  const int64_t m = a.mixtures, n = a.cells, cell = a.cell_size(), wsize = a.weight_size();
+  const int64_t G = chunk_samples(a), chunks = (a.batch + G - 1) / G;
+  const int64_t xb = x_stride(g), yb = y_stride(g);
+  const bool need_dw = dalpha || dcells;
+  // One dE accumulator per part (part 0 writes dcells itself), summed in part order afterwards
+  // so results do not depend on scheduling.
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads(), chunks));
+  std::vector<StoragePtr> partial(size_t(dcells ? parts - 1 : 0));
+  for (auto& p : partial) p = scratch(n * cell);
+  parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
+    StoragePtr T = scratch(G * wsize), W = scratch(G * wsize), dW = need_dw ? scratch(G * wsize) : nullptr;
+    for (int64_t part = lo; part < hi; part++) {
+      const int64_t c0 = part * chunks / parts, c1 = (part + 1) * chunks / parts;
+      float* acc = dcells ? (part == 0 ? dcells : partial[size_t(part - 1)]->as<float>()) : nullptr;
+      for (int64_t c = c0; c < c1; c++) {
+        const int64_t b0 = c * G, nb = std::min(G, a.batch - b0);
+        if (dx) assemble_chunk(a, alpha, cells, b0, nb, T->as<float>(), W->as<float>());
+        conv_kernels.backward(chunk_geometry(g, nb), dy + b0 * yb, x + b0 * xb, W->as<float>(),
+                              dx ? dx + b0 * xb : nullptr, need_dw ? dW->as<float>() : nullptr, nullptr);
+        if (!need_dw) continue;
+        float* Tp = T->as<float>();
+        for (int64_t b = 0; b < nb; b++) relayout_from_kernel(a, dW->as<float>() + b * wsize, Tp + b * m * cell);
+        if (dalpha)
+          gemm_kernels.gemm(false, true, nb * m, n, cell, 1.f, Tp, cell, cells, cell, 0.f, dalpha + b0 * m * n, n);
+        if (acc)
+          gemm_kernels.gemm(true, false, n, cell, nb * m, 1.f, alpha + b0 * m * n, n, Tp, cell, c == c0 ? 0.f : 1.f,
+                            acc, cell);
+      }
+    }
+  });
+  if (!dcells || parts == 1) return;
+  parallel_for(n * cell, 1 << 14, [&](int64_t lo, int64_t hi) {
+    for (const auto& p : partial) {
+      const float* v = p->as<float>();
+      for (int64_t k = lo; k < hi; k++) dcells[k] += v[k];
+    }
+  });
+}
+
+// ---------------------------------------------------------------- input mix
+
+// Tap-major columns of one sample: row (s·C + ch)·ck + e holds kernel tap t = s·ck + e of
+// channel ch over the L output positions, so a cell slot's rows (s, i) are contiguous blocks
+// of ci·ck·L floats (cell row (d, e) order).
+struct Taps {
+  const ConvGeometry& g;
+  int64_t C, K, CK, L;
+  Taps(const ConvGeometry& geo, int64_t ck)
+      : g(geo), C(geo.in_channels), K(geo.kernel_size()), CK(ck), L(geo.out_spatial()) {}
+  int64_t row(int64_t ch, int64_t t) const { return ((t / CK) * C + ch) * CK + t % CK; }
+
+  // fn(row, l, input offset or -1) over every (channel, tap, output position).
+  template <typename F>
+  void visit(F&& fn) const {
+    for (int64_t kd = 0; kd < g.kernel[0]; kd++)
+      for (int64_t kh = 0; kh < g.kernel[1]; kh++)
+        for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
+          const int64_t t = (kd * g.kernel[1] + kh) * g.kernel[2] + kx;
+          for (int64_t od = 0; od < g.out[0]; od++) {
+            const int64_t id = od * g.stride[0] - g.pad_lo[0] + kd * g.dilation[0];
+            for (int64_t oh = 0; oh < g.out[1]; oh++) {
+              const int64_t ih = oh * g.stride[1] - g.pad_lo[1] + kh * g.dilation[1];
+              const bool row_ok = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
+              for (int64_t ow = 0; ow < g.out[2]; ow++) {
+                const int64_t iw = ow * g.stride[2] - g.pad_lo[2] + kx * g.dilation[2];
+                const int64_t l = (od * g.out[1] + oh) * g.out[2] + ow;
+                const bool ok = row_ok && iw >= 0 && iw < g.in[2];
+                fn(t, l, ok ? (id * g.in[1] + ih) * g.in[2] + iw : int64_t(-1));
+              }
+            }
+          }
+        }
+  }
+
+  void im2col(const float* xb, float* col) const {
+    const int64_t S = g.in_spatial();
+    for (int64_t ch = 0; ch < C; ch++) {
+      const float* xc = xb + ch * S;
+      visit([&](int64_t t, int64_t l, int64_t off) { col[row(ch, t) * L + l] = off >= 0 ? xc[off] : 0.f; });
+    }
+  }
+
+  // dx_b (overwritten) from the column gradient: the adjoint of im2col.
+  void col2im(const float* col, float* dxb) const {
+    const int64_t S = g.in_spatial();
+    std::memset(dxb, 0, size_t(C * S) * sizeof(float));
+    for (int64_t ch = 0; ch < C; ch++) {
+      float* dc = dxb + ch * S;
+      visit([&](int64_t t, int64_t l, int64_t off) {
+        if (off >= 0) dc[off] += col[row(ch, t) * L + l];
+      });
+    }
+  }
+};
+
+struct Mix {
+  const KwAssemblyDims& a;
+  const ConvGeometry& g;
+  Taps taps;
+  int64_t m, n, L, R, cc, colsz, vsz;  // R = gs·gic slot rows per o; cc = ci·ck
+  Mix(const KwAssemblyDims& ad, const ConvGeometry& geo) : a(ad), g(geo), taps(geo, ad.ck) {
+    m = a.mixtures, n = a.cells, L = g.out_spatial(), R = a.gs * a.gic, cc = a.ci * a.ck;
+    colsz = g.in_channels * g.kernel_size() * L;
+    vsz = n * cc * L;
+  }
+
+  // Samples per batch chunk: its columns, V and dV stay within about 48 MB.
+  int64_t batch_chunk() const {
+    const int64_t per = colsz + 2 * a.goc * vsz + g.out_channels * L;
+    return std::clamp<int64_t>((int64_t(12) << 20) / std::max<int64_t>(1, per), 1, g.batch);
+  }
+
+  // α rows of sample b and cell-row group o as an [R, n] matrix: contiguous when goc = 1,
+  // else gathered into buf (rows (s, i) sit at stride goc·gic·n over s).
+  const float* alpha_bo(const float* alpha, int64_t b, int64_t o, float* buf) const {
+    const float* ab = alpha + b * m * n;
+    if (a.goc == 1) return ab;
+    for (int64_t s = 0; s < a.gs; s++)
+      std::memcpy(buf + s * a.gic * n, ab + (s * a.goc + o) * a.gic * n, size_t(a.gic * n) * sizeof(float));
+    return buf;
+  }
+
+  // V for samples [b0, b1): cols (if not null) gets each sample's columns; V [goc][n][cc][nb·L].
+  void mix_input(const float* x, const float* alpha, int64_t b0, int64_t b1, float* cols, float* V) const {
+    const int64_t nb = b1 - b0, xb = x_stride(g);
+    parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
+      StoragePtr own = cols ? nullptr : scratch(colsz);
+      StoragePtr vb = scratch(vsz), ab = scratch(R * n);
+      for (int64_t k = lo; k < hi; k++) {
+        float* col = cols ? cols + k * colsz : own->as<float>();
+        taps.im2col(x + (b0 + k) * xb, col);
+        for (int64_t o = 0; o < a.goc; o++) {
+          const float* A = alpha_bo(alpha, b0 + k, o, ab->as<float>());
+          // V_bo [n, cc·L] = α_boᵀ · col_b, the columns of slot rows (s, i) for every o.
+          gemm_kernels.gemm(true, false, n, cc * L, R, 1.f, A, n, col, cc * L, 0.f, vb->as<float>(), cc * L);
+          const float* v = vb->as<float>();
+          float* dst = V + o * n * cc * nb * L + k * L;
+          for (int64_t r = 0; r < n * cc; r++) std::memcpy(dst + r * nb * L, v + r * L, size_t(L) * sizeof(float));
+        }
+      }
+    });
+  }
+
+  void forward(const float* x, const float* alpha, const float* cells, const float* bias, float* y) const {
+    const int64_t Bc = batch_chunk(), co = a.co, cell = a.cell_size(), O = g.out_channels;
+    StoragePtr V = scratch(a.goc * n * cc * Bc * L), Y = scratch(co * Bc * L);
+    for (int64_t b0 = 0; b0 < g.batch; b0 += Bc) {
+      const int64_t b1 = std::min(g.batch, b0 + Bc), N = (b1 - b0) * L;
+      mix_input(x, alpha, b0, b1, nullptr, V->as<float>());
+      for (int64_t o = 0; o < a.goc; o++) {
+        float* Yp = Y->as<float>();
+        const float* Vo = V->as<float>() + o * n * cc * N;
+        // Y_o [co, N] = Σ_j E_j [co, cc] · V_oj [cc, N]; multi-threaded GEMMs.
+        for (int64_t j = 0; j < n; j++)
+          gemm_kernels.gemm(false, false, co, N, cc, 1.f, cells + j * cell, cc, Vo + j * cc * N, N, j ? 1.f : 0.f,
+                            Yp, N);
+        parallel_for(b1 - b0, 1, [&](int64_t lo, int64_t hi) {
+          for (int64_t k = lo; k < hi; k++)
+            for (int64_t c = 0; c < co; c++) {
+              const int64_t oc = o * co + c;
+              float* dst = y + ((b0 + k) * O + oc) * L;
+              const float* src = Yp + c * N + k * L;
+              const float bo = bias ? bias[oc] : 0.f;
+              for (int64_t l = 0; l < L; l++) dst[l] = src[l] + bo;
+            }
+        });
+      }
+    }
+  }
+
+  void backward(const float* dy, const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
+                float* dcells) const {
+    const int64_t Bc = batch_chunk(), co = a.co, cell = a.cell_size(), O = g.out_channels, xb = x_stride(g);
+    const bool need_v = dcells != nullptr, need_dv = dx || dalpha;
+    StoragePtr V = need_v ? scratch(a.goc * n * cc * Bc * L) : nullptr;
+    StoragePtr dV = need_dv ? scratch(a.goc * n * cc * Bc * L) : nullptr;
+    // Columns kept from the recomputation of V for dα; without V each sample redoes its own.
+    StoragePtr cols = dalpha && need_v ? scratch(Bc * colsz) : nullptr;
+    StoragePtr dY = scratch(O * Bc * L);
+    for (int64_t b0 = 0; b0 < g.batch; b0 += Bc) {
+      const int64_t b1 = std::min(g.batch, b0 + Bc), nb = b1 - b0, N = nb * L;
+      if (need_v) mix_input(x, alpha, b0, b1, cols ? cols->as<float>() : nullptr, V->as<float>());
+      float* dYp = dY->as<float>();  // [O, N]: dY_o is rows o·co..
+      parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t k = lo; k < hi; k++)
+          for (int64_t oc = 0; oc < O; oc++)
+            std::memcpy(dYp + oc * N + k * L, dy + ((b0 + k) * O + oc) * L, size_t(L) * sizeof(float));
+      });
+      for (int64_t o = 0; o < a.goc; o++) {
+        const float* dYo = dYp + o * co * N;
+        for (int64_t j = 0; j < n; j++) {
+          if (dcells) {
+            const float beta = (o > 0 || b0 > 0) ? 1.f : 0.f;
+            gemm_kernels.gemm(false, true, co, cc, N, 1.f, dYo, N, V->as<float>() + (o * n + j) * cc * N, N, beta,
+                              dcells + j * cell, cc);
+          }
+          if (need_dv)
+            gemm_kernels.gemm(true, false, cc, N, co, 1.f, cells + j * cell, cc, dYo, N, 0.f,
+                              dV->as<float>() + (o * n + j) * cc * N, N);
+        }
+      }
+      if (!need_dv) continue;
+      parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
+        StoragePtr own = cols ? nullptr : scratch(colsz);
+        StoragePtr dcol = dx ? scratch(colsz) : nullptr, dvb = scratch(vsz), ab = scratch(R * n);
+        StoragePtr dab = a.goc > 1 ? scratch(R * n) : nullptr;
+        for (int64_t k = lo; k < hi; k++) {
+          const int64_t b = b0 + k;
+          float* col = nullptr;
+          if (dalpha) {
+            col = cols ? cols->as<float>() + k * colsz : own->as<float>();
+            if (!cols) taps.im2col(x + b * xb, col);
+          }
+          for (int64_t o = 0; o < a.goc; o++) {
+            float* v = dvb->as<float>();  // dV_bo [n, cc·L]
+            const float* src = dV->as<float>() + o * n * cc * N + k * L;
+            for (int64_t r = 0; r < n * cc; r++) std::memcpy(v + r * L, src + r * N, size_t(L) * sizeof(float));
+            if (dalpha) {
+              // dα_bo [R, n] = col_b [R, cc·L] · dV_boᵀ.
+              float* out = a.goc == 1 ? dalpha + b * m * n : dab->as<float>();
+              gemm_kernels.gemm(false, true, R, n, cc * L, 1.f, col, cc * L, v, cc * L, 0.f, out, n);
+              if (a.goc > 1)
+                for (int64_t s = 0; s < a.gs; s++)
+                  std::memcpy(dalpha + (b * m + (s * a.goc + o) * a.gic) * n, out + s * a.gic * n,
+                              size_t(a.gic * n) * sizeof(float));
+            }
+            if (dx) {
+              // dcol_b [R, cc·L] += α_bo · dV_bo.
+              const float* A = alpha_bo(alpha, b, o, ab->as<float>());
+              gemm_kernels.gemm(false, false, R, cc * L, n, 1.f, A, n, v, cc * L, o ? 1.f : 0.f, dcol->as<float>(),
+                                cc * L);
+            }
+          }
+          if (dx) taps.col2im(dcol->as<float>(), dx + b * xb);
+        }
+      });
+    }
+  }
+};
+
+}  // namespace
+
+void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* x,
+                  const float* alpha, const float* cells, const float* bias, float* y) {
+  if (g.batch == 0) return;
+  if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix) return Mix(a, g).forward(x, alpha, cells, bias, y);
+  chunked_forward(a, g, x, alpha, cells, bias, y);
+}
+
+void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* dy,
+                   const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
+                   float* dcells, float* dbias) {
+  if (dbias) bias_backward(g, dy, dbias);
+  if (!dx && !dalpha && !dcells) return;
+  if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix)
+    return Mix(a, g).backward(dy, x, alpha, cells, dx, dalpha, dcells);
+  chunked_backward(a, g, dy, x, alpha, cells, dx, dalpha, dcells);
+}
+
+}  // namespace cpu::kwk
+}  // namespace kw
