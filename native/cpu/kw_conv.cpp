@@ -165,33 +165,37 @@ void chunked_backward(const KwAssemblyDims& a, const ConvGeometry& g, const floa
 
 // ---------------------------------------------------------------- input mix
 
-// Tap-major columns of one sample: row (s·C + ch)·ck + e holds kernel tap t = s·ck + e of
-// channel ch over the L output positions, so a cell slot's rows (s, i) are contiguous blocks
-// of ci·ck·L floats (cell row (d, e) order).
+// The columns of one sample, grouped by cell slot: block (s, i) (kernel taps s·ck.. of input
+// channels i·ci..) holds, for each output position l, the cell row (d, e) of inputs it meets:
+// col[(s·gic + i)·L·cc + l·cc + d·ck + e]. With l outside (d, e), V_b = α_bᵀ·col_b comes out
+// as [n][l][(d, e)] per sample, which is exactly a slice of the [n][b][l][(d, e)] layout the
+// batch-wide E GEMMs read (transposed), so no relayout is needed between them.
 struct Taps {
   const ConvGeometry& g;
-  int64_t C, K, CK, L;
-  Taps(const ConvGeometry& geo, int64_t ck)
-      : g(geo), C(geo.in_channels), K(geo.kernel_size()), CK(ck), L(geo.out_spatial()) {}
-  int64_t row(int64_t ch, int64_t t) const { return ((t / CK) * C + ch) * CK + t % CK; }
+  int64_t C, L, ci, ck, cc;
+  Taps(const ConvGeometry& geo, const KwAssemblyDims& a)
+      : g(geo), C(geo.in_channels), L(geo.out_spatial()), ci(a.ci), ck(a.ck), cc(a.ci * a.ck) {}
 
-  // fn(row, l, input offset or -1) over every (channel, tap, output position).
+  // fn(offset of (ch, t, l = 0) in col, t, x offset or -1 for l) over every tap and position,
+  // for channel ch; the column offset of position l is base + l·cc.
   template <typename F>
-  void visit(F&& fn) const {
+  void visit(int64_t ch, F&& fn) const {
+    const int64_t i = ch / ci, d = ch % ci, gic = C / ci;
     for (int64_t kd = 0; kd < g.kernel[0]; kd++)
       for (int64_t kh = 0; kh < g.kernel[1]; kh++)
         for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
           const int64_t t = (kd * g.kernel[1] + kh) * g.kernel[2] + kx;
+          const int64_t base = ((t / ck) * gic + i) * L * cc + d * ck + t % ck;
           for (int64_t od = 0; od < g.out[0]; od++) {
             const int64_t id = od * g.stride[0] - g.pad_lo[0] + kd * g.dilation[0];
             for (int64_t oh = 0; oh < g.out[1]; oh++) {
               const int64_t ih = oh * g.stride[1] - g.pad_lo[1] + kh * g.dilation[1];
               const bool row_ok = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
+              const int64_t l0 = (od * g.out[1] + oh) * g.out[2];
+              const int64_t xrow = (id * g.in[1] + ih) * g.in[2];
               for (int64_t ow = 0; ow < g.out[2]; ow++) {
                 const int64_t iw = ow * g.stride[2] - g.pad_lo[2] + kx * g.dilation[2];
-                const int64_t l = (od * g.out[1] + oh) * g.out[2] + ow;
-                const bool ok = row_ok && iw >= 0 && iw < g.in[2];
-                fn(t, l, ok ? (id * g.in[1] + ih) * g.in[2] + iw : int64_t(-1));
+                fn(base + (l0 + ow) * cc, row_ok && iw >= 0 && iw < g.in[2] ? xrow + iw : int64_t(-1));
               }
             }
           }
@@ -202,7 +206,7 @@ struct Taps {
     const int64_t S = g.in_spatial();
     for (int64_t ch = 0; ch < C; ch++) {
       const float* xc = xb + ch * S;
-      visit([&](int64_t t, int64_t l, int64_t off) { col[row(ch, t) * L + l] = off >= 0 ? xc[off] : 0.f; });
+      visit(ch, [&](int64_t at, int64_t off) { col[at] = off >= 0 ? xc[off] : 0.f; });
     }
   }
 
@@ -212,8 +216,8 @@ struct Taps {
     std::memset(dxb, 0, size_t(C * S) * sizeof(float));
     for (int64_t ch = 0; ch < C; ch++) {
       float* dc = dxb + ch * S;
-      visit([&](int64_t t, int64_t l, int64_t off) {
-        if (off >= 0) dc[off] += col[row(ch, t) * L + l];
+      visit(ch, [&](int64_t at, int64_t off) {
+        if (off >= 0) dc[off] += col[at];
       });
     }
   }
@@ -223,16 +227,15 @@ struct Mix {
   const KwAssemblyDims& a;
   const ConvGeometry& g;
   Taps taps;
-  int64_t m, n, L, R, cc, colsz, vsz;  // R = gs·gic slot rows per o; cc = ci·ck
-  Mix(const KwAssemblyDims& ad, const ConvGeometry& geo) : a(ad), g(geo), taps(geo, ad.ck) {
-    m = a.mixtures, n = a.cells, L = g.out_spatial(), R = a.gs * a.gic, cc = a.ci * a.ck;
+  int64_t m, n, L, R, cc, Lcc, colsz;  // R = gs·gic slot rows per o; cc = ci·ck
+  Mix(const KwAssemblyDims& ad, const ConvGeometry& geo) : a(ad), g(geo), taps(geo, ad) {
+    m = a.mixtures, n = a.cells, L = g.out_spatial(), R = a.gs * a.gic, cc = a.ci * a.ck, Lcc = L * cc;
     colsz = g.in_channels * g.kernel_size() * L;
-    vsz = n * cc * L;
   }
 
   // Samples per batch chunk: its columns, V and dV stay within about 48 MB.
   int64_t batch_chunk() const {
-    const int64_t per = colsz + 2 * a.goc * vsz + g.out_channels * L;
+    const int64_t per = colsz + 2 * a.goc * n * Lcc + g.out_channels * L;
     return std::clamp<int64_t>((int64_t(12) << 20) / std::max<int64_t>(1, per), 1, g.batch);
   }
 
@@ -246,22 +249,18 @@ struct Mix {
     return buf;
   }
 
-  // V for samples [b0, b1): cols (if not null) gets each sample's columns; V [goc][n][cc][nb·L].
+  // V [goc][n][nb·L][cc] for samples [b0, b1); cols (if not null) keeps each sample's columns.
   void mix_input(const float* x, const float* alpha, int64_t b0, int64_t b1, float* cols, float* V) const {
-    const int64_t nb = b1 - b0, xb = x_stride(g);
+    const int64_t nb = b1 - b0, N = nb * L, xb = x_stride(g);
     parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
-      StoragePtr own = cols ? nullptr : scratch(colsz);
-      StoragePtr vb = scratch(vsz), ab = scratch(R * n);
+      StoragePtr own = cols ? nullptr : scratch(colsz), ab = scratch(R * n);
       for (int64_t k = lo; k < hi; k++) {
         float* col = cols ? cols + k * colsz : own->as<float>();
         taps.im2col(x + (b0 + k) * xb, col);
         for (int64_t o = 0; o < a.goc; o++) {
+          // V_bo [n, L·cc] = α_boᵀ · col_b, written in place into V_o's [n][N·cc] rows.
           const float* A = alpha_bo(alpha, b0 + k, o, ab->as<float>());
-          // V_bo [n, cc·L] = α_boᵀ · col_b, the columns of slot rows (s, i) for every o.
-          gemm_kernels.gemm(true, false, n, cc * L, R, 1.f, A, n, col, cc * L, 0.f, vb->as<float>(), cc * L);
-          const float* v = vb->as<float>();
-          float* dst = V + o * n * cc * nb * L + k * L;
-          copy_rows(dst, nb * L, v, L, n * cc, L);
+          gemm_kernels.gemm(true, false, n, Lcc, R, 1.f, A, n, col, Lcc, 0.f, V + o * n * N * cc + k * Lcc, N * cc);
         }
       }
     });
@@ -269,26 +268,25 @@ struct Mix {
 
   void forward(const float* x, const float* alpha, const float* cells, const float* bias, float* y) const {
     const int64_t Bc = batch_chunk(), co = a.co, cell = a.cell_size(), O = g.out_channels;
-    StoragePtr V = scratch(a.goc * n * cc * Bc * L), Y = scratch(co * Bc * L);
+    StoragePtr V = scratch(a.goc * n * Bc * Lcc), Y = scratch(co * Bc * L);
     for (int64_t b0 = 0; b0 < g.batch; b0 += Bc) {
       const int64_t b1 = std::min(g.batch, b0 + Bc), N = (b1 - b0) * L;
       mix_input(x, alpha, b0, b1, nullptr, V->as<float>());
       for (int64_t o = 0; o < a.goc; o++) {
         float* Yp = Y->as<float>();
-        const float* Vo = V->as<float>() + o * n * cc * N;
-        // Y_o [co, N] = Σ_j E_j [co, cc] · V_oj [cc, N]; multi-threaded GEMMs.
+        const float* Vo = V->as<float>() + o * n * N * cc;
+        // Y_o [co, N] = Σ_j E_j [co, cc] · V_ojᵀ; multi-threaded GEMMs.
         for (int64_t j = 0; j < n; j++)
-          gemm_kernels.gemm(false, false, co, N, cc, 1.f, cells + j * cell, cc, Vo + j * cc * N, N, j ? 1.f : 0.f,
+          gemm_kernels.gemm(false, true, co, N, cc, 1.f, cells + j * cell, cc, Vo + j * N * cc, cc, j ? 1.f : 0.f,
                             Yp, N);
         parallel_for(b1 - b0, 1, [&](int64_t lo, int64_t hi) {
-          for (int64_t k = lo; k < hi; k++)
-            for (int64_t c = 0; c < co; c++) {
-              const int64_t oc = o * co + c;
-              float* dst = y + ((b0 + k) * O + oc) * L;
-              const float* src = Yp + c * N + k * L;
-              const float bo = bias ? bias[oc] : 0.f;
-              for (int64_t l = 0; l < L; l++) dst[l] = src[l] + bo;
-            }
+          for (int64_t k = lo; k < hi; k++) {
+            float* yb = y + ((b0 + k) * O + o * co) * L;
+            copy_rows(yb, L, Yp + k * L, N, co, L);
+            if (bias)
+              for (int64_t c = 0; c < co; c++)
+                for (int64_t l = 0; l < L; l++) yb[c * L + l] += bias[o * co + c];
+          }
         });
       }
     }
@@ -298,8 +296,8 @@ struct Mix {
                 float* dcells) const {
     const int64_t Bc = batch_chunk(), co = a.co, cell = a.cell_size(), O = g.out_channels, xb = x_stride(g);
     const bool need_v = dcells != nullptr, need_dv = dx || dalpha;
-    StoragePtr V = need_v ? scratch(a.goc * n * cc * Bc * L) : nullptr;
-    StoragePtr dV = need_dv ? scratch(a.goc * n * cc * Bc * L) : nullptr;
+    StoragePtr V = need_v ? scratch(a.goc * n * Bc * Lcc) : nullptr;
+    StoragePtr dV = need_dv ? scratch(a.goc * n * Bc * Lcc) : nullptr;
     // Columns kept from the recomputation of V for dα; without V each sample redoes its own.
     StoragePtr cols = dalpha && need_v ? scratch(Bc * colsz) : nullptr;
     StoragePtr dY = scratch(O * Bc * L);
@@ -308,26 +306,23 @@ struct Mix {
       if (need_v) mix_input(x, alpha, b0, b1, cols ? cols->as<float>() : nullptr, V->as<float>());
       float* dYp = dY->as<float>();  // [O, N]: dY_o is rows o·co..
       parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t k = lo; k < hi; k++)
-          copy_rows(dYp + k * L, N, dy + (b0 + k) * O * L, L, O, L);
+        for (int64_t k = lo; k < hi; k++) copy_rows(dYp + k * L, N, dy + (b0 + k) * O * L, L, O, L);
       });
       for (int64_t o = 0; o < a.goc; o++) {
         const float* dYo = dYp + o * co * N;
         for (int64_t j = 0; j < n; j++) {
-          if (dcells) {
-            const float beta = (o > 0 || b0 > 0) ? 1.f : 0.f;
-            gemm_kernels.gemm(false, true, co, cc, N, 1.f, dYo, N, V->as<float>() + (o * n + j) * cc * N, N, beta,
-                              dcells + j * cell, cc);
-          }
-          if (need_dv)
-            gemm_kernels.gemm(true, false, cc, N, co, 1.f, cells + j * cell, cc, dYo, N, 0.f,
-                              dV->as<float>() + (o * n + j) * cc * N, N);
+          const int64_t vj = (o * n + j) * N * cc;
+          if (dcells)  // dE_j += dY_o [co, N] · V_oj [N, cc]
+            gemm_kernels.gemm(false, false, co, cc, N, 1.f, dYo, N, V->as<float>() + vj, cc,
+                              (o > 0 || b0 > 0) ? 1.f : 0.f, dcells + j * cell, cc);
+          if (need_dv)  // dV_oj [N, cc] = dY_oᵀ · E_j
+            gemm_kernels.gemm(true, false, N, cc, co, 1.f, dYo, N, cells + j * cell, cc, 0.f, dV->as<float>() + vj, cc);
         }
       }
       if (!need_dv) continue;
       parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
         StoragePtr own = cols ? nullptr : scratch(colsz);
-        StoragePtr dcol = dx ? scratch(colsz) : nullptr, dvb = scratch(vsz), ab = scratch(R * n);
+        StoragePtr dcol = dx ? scratch(colsz) : nullptr, ab = scratch(R * n);
         StoragePtr dab = a.goc > 1 ? scratch(R * n) : nullptr;
         for (int64_t k = lo; k < hi; k++) {
           const int64_t b = b0 + k;
@@ -337,23 +332,20 @@ struct Mix {
             if (!cols) taps.im2col(x + b * xb, col);
           }
           for (int64_t o = 0; o < a.goc; o++) {
-            float* v = dvb->as<float>();  // dV_bo [n, cc·L]
-            const float* src = dV->as<float>() + o * n * cc * N + k * L;
-            copy_rows(v, L, src, N, n * cc, L);
+            const float* v = dV->as<float>() + o * n * N * cc + k * Lcc;  // dV_bo [n, L·cc], ld N·cc
             if (dalpha) {
-              // dα_bo [R, n] = col_b [R, cc·L] · dV_boᵀ.
+              // dα_bo [R, n] = col_b [R, L·cc] · dV_boᵀ.
               float* out = a.goc == 1 ? dalpha + b * m * n : dab->as<float>();
-              gemm_kernels.gemm(false, true, R, n, cc * L, 1.f, col, cc * L, v, cc * L, 0.f, out, n);
+              gemm_kernels.gemm(false, true, R, n, Lcc, 1.f, col, Lcc, v, N * cc, 0.f, out, n);
               if (a.goc > 1)
                 for (int64_t s = 0; s < a.gs; s++)
                   std::memcpy(dalpha + (b * m + (s * a.goc + o) * a.gic) * n, out + s * a.gic * n,
                               size_t(a.gic * n) * sizeof(float));
             }
             if (dx) {
-              // dcol_b [R, cc·L] += α_bo · dV_bo.
+              // dcol_b [R, L·cc] += α_bo · dV_bo.
               const float* A = alpha_bo(alpha, b, o, ab->as<float>());
-              gemm_kernels.gemm(false, false, R, cc * L, n, 1.f, A, n, v, cc * L, o ? 1.f : 0.f, dcol->as<float>(),
-                                cc * L);
+              gemm_kernels.gemm(false, false, R, Lcc, n, 1.f, A, n, v, N * cc, o ? 1.f : 0.f, dcol->as<float>(), Lcc);
             }
           }
           if (dx) taps.col2im(dcol->as<float>(), dx + b * xb);
