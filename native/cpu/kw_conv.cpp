@@ -80,104 +80,23 @@ void bias_backward(const ConvGeometry& g, const float* dy, float* db) {
   });
 }
 
-// ---------------------------------------------------------------- chunked
-
-// Samples per chunk: every thread gets at least one, and a chunk's product T and kernels W
-// (2·wsize floats a sample) stay within about 16 MB, half the L3. Smaller chunks that fit L2
-// measured slower: the assembly GEMM then has few rows (nb·m) and E is re-packed per chunk.
-constexpr int64_t kChunkFloats = int64_t(4) << 20;
-int64_t chunk_samples(const KwAssemblyDims& a) {
-  const int64_t per_sample = std::max<int64_t>(1, 2 * a.weight_size());
-  const int64_t threads = num_threads();
-  const int64_t per_thread = (a.batch + threads - 1) / threads;
-  return std::max<int64_t>(1, std::min<int64_t>(per_thread, kChunkFloats / per_sample));
-}
-
-// T [nb·m, cell] = α rows of samples [b0, b0+nb) · E, then W [nb, kernel] from T.
-void assemble_chunk(const KwAssemblyDims& a, const float* alpha, const float* cells, int64_t b0, int64_t nb,
-                    float* T, float* W) {
-  const int64_t m = a.mixtures, n = a.cells, cell = a.cell_size();
-  gemm_kernels.gemm(false, false, nb * m, cell, n, 1.f, alpha + b0 * m * n, n, cells, cell, 0.f, T, cell);
-  for (int64_t b = 0; b < nb; b++) relayout_to_kernel(a, T + b * m * cell, W + b * a.weight_size());
-}
-
-ConvGeometry chunk_geometry(const ConvGeometry& g, int64_t nb) {
-  ConvGeometry c = g;
-  c.batch = nb;
-  c.per_sample_weight = true;
-  return c;
-}
-
-void chunked_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,
-                     const float* cells, const float* bias, float* y) {
-  const int64_t G = chunk_samples(a), chunks = (a.batch + G - 1) / G;
-  const int64_t xb = x_stride(g), yb = y_stride(g);
-  parallel_for(chunks, 1, [&](int64_t lo, int64_t hi) {
-    StoragePtr T = scratch(G * a.weight_size()), W = scratch(G * a.weight_size());
-    for (int64_t c = lo; c < hi; c++) {
-      const int64_t b0 = c * G, nb = std::min(G, a.batch - b0);
-      assemble_chunk(a, alpha, cells, b0, nb, T->as<float>(), W->as<float>());
-      conv_kernels.forward(chunk_geometry(g, nb), x + b0 * xb, W->as<float>(), bias, y + b0 * yb);
-    }
-  });
-}
-
-void chunked_backward(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* x,
-                      const float* alpha, const float* cells, float* dx, float* dalpha, float* dcells) {
-  const int64_t m = a.mixtures, n = a.cells, cell = a.cell_size(), wsize = a.weight_size();
-  const int64_t G = chunk_samples(a), chunks = (a.batch + G - 1) / G;
-  const int64_t xb = x_stride(g), yb = y_stride(g);
-  const bool need_dw = dalpha || dcells;
-  // One dE accumulator per part (part 0 writes dcells itself), summed in part order afterwards
-  // so results do not depend on scheduling.
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads(), chunks));
-  std::vector<StoragePtr> partial(size_t(dcells ? parts - 1 : 0));
-  for (auto& p : partial) p = scratch(n * cell);
-  parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
-    StoragePtr T = scratch(G * wsize), W = scratch(G * wsize), dW = need_dw ? scratch(G * wsize) : nullptr;
-    for (int64_t part = lo; part < hi; part++) {
-      const int64_t c0 = part * chunks / parts, c1 = (part + 1) * chunks / parts;
-      float* acc = dcells ? (part == 0 ? dcells : partial[size_t(part - 1)]->as<float>()) : nullptr;
-      for (int64_t c = c0; c < c1; c++) {
-        const int64_t b0 = c * G, nb = std::min(G, a.batch - b0);
-        if (dx) assemble_chunk(a, alpha, cells, b0, nb, T->as<float>(), W->as<float>());
-        conv_kernels.backward(chunk_geometry(g, nb), dy + b0 * yb, x + b0 * xb, W->as<float>(),
-                              dx ? dx + b0 * xb : nullptr, need_dw ? dW->as<float>() : nullptr, nullptr);
-        if (!need_dw) continue;
-        float* Tp = T->as<float>();
-        for (int64_t b = 0; b < nb; b++) relayout_from_kernel(a, dW->as<float>() + b * wsize, Tp + b * m * cell);
-        if (dalpha)
-          gemm_kernels.gemm(false, true, nb * m, n, cell, 1.f, Tp, cell, cells, cell, 0.f, dalpha + b0 * m * n, n);
-        if (acc)
-          gemm_kernels.gemm(true, false, n, cell, nb * m, 1.f, alpha + b0 * m * n, n, Tp, cell, c == c0 ? 0.f : 1.f,
-                            acc, cell);
-      }
-    }
-  });
-  if (!dcells || parts == 1) return;
-  parallel_for(n * cell, 1 << 14, [&](int64_t lo, int64_t hi) {
-    for (const auto& p : partial) {
-      const float* v = p->as<float>();
-      for (int64_t k = lo; k < hi; k++) dcells[k] += v[k];
-    }
-  });
-}
-
-// ---------------------------------------------------------------- input mix
-
-// The columns of one sample, grouped by cell slot: block (s, i) (kernel taps s·ck.. of input
-// channels i·ci..) holds, for each output position l, the cell row (d, e) of inputs it meets:
-// col[(s·gic + i)·L·cc + l·cc + d·ck + e]. With l outside (d, e), V_b = α_bᵀ·col_b comes out
-// as [n][l][(d, e)] per sample, which is exactly a slice of the [n][b][l][(d, e)] layout the
-// batch-wide E GEMMs read (transposed), so no relayout is needed between them.
+// The columns of one sample (groups = 1), grouped by cell slot: block (s, i) holds kernel taps
+// s·ck.. of input channels i·ci.., i.e. cell rows (d, e), for every output position l.
+// Tap-major (the chunked conv: col = [gs·C·ck, L], so y_b = W'_b·col with W'_b's columns in
+// (s, channel, e) order): col[block·L·cc + (d·ck + e)·L + l].
+// Position-major (input mix): col[block·L·cc + l·cc + d·ck + e]. With l outside (d, e),
+// V_b = α_bᵀ·col_b comes out as [n][l][(d, e)] per sample, exactly a slice of the
+// [n][b][l][(d, e)] layout the batch-wide E GEMMs read (transposed): no relayout between them.
 struct Taps {
   const ConvGeometry& g;
-  int64_t C, L, ci, ck, cc;
-  Taps(const ConvGeometry& geo, const KwAssemblyDims& a)
-      : g(geo), C(geo.in_channels), L(geo.out_spatial()), ci(a.ci), ck(a.ck), cc(a.ci * a.ck) {}
+  int64_t C, L, ci, ck, cc, l_step, de_step;
+  Taps(const ConvGeometry& geo, const KwAssemblyDims& a, bool position_major)
+      : g(geo), C(geo.in_channels), L(geo.out_spatial()), ci(a.ci), ck(a.ck), cc(a.ci * a.ck) {
+    l_step = position_major ? cc : 1;
+    de_step = position_major ? 1 : L;
+  }
 
-  // fn(offset of (ch, t, l = 0) in col, t, x offset or -1 for l) over every tap and position,
-  // for channel ch; the column offset of position l is base + l·cc.
+  // fn(offset in col, x offset or -1 in the padding) over every tap and position of channel ch.
   template <typename F>
   void visit(int64_t ch, F&& fn) const {
     const int64_t i = ch / ci, d = ch % ci, gic = C / ci;
@@ -185,7 +104,7 @@ struct Taps {
       for (int64_t kh = 0; kh < g.kernel[1]; kh++)
         for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
           const int64_t t = (kd * g.kernel[1] + kh) * g.kernel[2] + kx;
-          const int64_t base = ((t / ck) * gic + i) * L * cc + d * ck + t % ck;
+          const int64_t base = ((t / ck) * gic + i) * L * cc + (d * ck + t % ck) * de_step;
           for (int64_t od = 0; od < g.out[0]; od++) {
             const int64_t id = od * g.stride[0] - g.pad_lo[0] + kd * g.dilation[0];
             for (int64_t oh = 0; oh < g.out[1]; oh++) {
@@ -195,7 +114,7 @@ struct Taps {
               const int64_t xrow = (id * g.in[1] + ih) * g.in[2];
               for (int64_t ow = 0; ow < g.out[2]; ow++) {
                 const int64_t iw = ow * g.stride[2] - g.pad_lo[2] + kx * g.dilation[2];
-                fn(base + (l0 + ow) * cc, row_ok && iw >= 0 && iw < g.in[2] ? xrow + iw : int64_t(-1));
+                fn(base + (l0 + ow) * l_step, row_ok && iw >= 0 && iw < g.in[2] ? xrow + iw : int64_t(-1));
               }
             }
           }
@@ -223,12 +142,158 @@ struct Taps {
   }
 };
 
+// ---------------------------------------------------------------- chunked
+
+// Samples per chunk: every thread gets at least one, and a chunk's product T and kernels W
+// (2·wsize floats a sample) stay within about 16 MB, half the L3. Smaller chunks that fit L2
+// measured slower: the assembly GEMM then has few rows (nb·m) and E is re-packed per chunk.
+constexpr int64_t kChunkFloats = int64_t(4) << 20;
+
+// With groups = 1 a chunk's kernels are written tap-major, W'_b [out, (s, channel, e)]: every
+// cell row (d, e) is then a contiguous run of ci·ck floats in both T and W', so moving between
+// them is row copies, and the per-sample conv is one GEMM over tap-major columns. Grouped and
+// depthwise layers use upstream's kernel layout and cpu/conv.cpp's per-sample path.
+struct Chunked {
+  const KwAssemblyDims& a;
+  const ConvGeometry& g;
+  bool tap_major;
+  Taps taps;
+  int64_t G, chunks, wsize, L, Kp, xb, yb;
+  Chunked(const KwAssemblyDims& ad, const ConvGeometry& geo)
+      : a(ad), g(geo), tap_major(geo.groups == 1), taps(geo, ad, false) {
+    wsize = a.weight_size();
+    const int64_t threads = num_threads(), per_thread = (a.batch + threads - 1) / threads;
+    G = std::max<int64_t>(1, std::min<int64_t>(per_thread, kChunkFloats / std::max<int64_t>(1, 2 * wsize)));
+    chunks = (a.batch + G - 1) / G;
+    L = g.out_spatial();
+    Kp = g.in_per_group() * g.kernel_size();
+    xb = x_stride(g);
+    yb = y_stride(g);
+  }
+  int64_t col_size() const { return tap_major ? Kp * L : 1; }
+
+  // Between T_b [m, co, cc] (a sample's rows of α·E) and its kernel W_b.
+  template <bool to_kernel>
+  void move(float* T, float* W) const {
+    if (!tap_major) return to_kernel ? relayout_to_kernel(a, T, W) : relayout_from_kernel(a, W, T);
+    const int64_t cc = a.ci * a.ck, cell = a.cell_size();
+    for (int64_t s = 0; s < a.gs; s++)
+      for (int64_t o = 0; o < a.goc; o++)
+        for (int64_t i = 0; i < a.gic; i++) {
+          float* t = T + ((s * a.goc + o) * a.gic + i) * cell;
+          float* w = W + o * a.co * Kp + (s * a.gic + i) * cc;
+          for (int64_t c = 0; c < a.co; c++)
+            std::memcpy(to_kernel ? w + c * Kp : t + c * cc, to_kernel ? t + c * cc : w + c * Kp,
+                        size_t(cc) * sizeof(float));
+        }
+  }
+
+  // T [nb·m, cell] = α rows of samples [b0, b0+nb) · E, then their kernels W from T.
+  void assemble(const float* alpha, const float* cells, int64_t b0, int64_t nb, float* T, float* W) const {
+    const int64_t m = a.mixtures, n = a.cells, cell = a.cell_size();
+    gemm_kernels.gemm(false, false, nb * m, cell, n, 1.f, alpha + b0 * m * n, n, cells, cell, 0.f, T, cell);
+    for (int64_t b = 0; b < nb; b++) move<true>(T + b * m * cell, W + b * wsize);
+  }
+
+  ConvGeometry geometry(int64_t nb) const {
+    ConvGeometry c = g;
+    c.batch = nb;
+    c.per_sample_weight = true;
+    return c;
+  }
+
+  void conv(int64_t b0, int64_t nb, const float* x, const float* W, const float* bias, float* y, float* col) const {
+    if (!tap_major) return conv_kernels.forward(geometry(nb), x + b0 * xb, W, bias, y + b0 * yb);
+    const int64_t O = g.out_channels;
+    for (int64_t b = 0; b < nb; b++) {
+      float* yp = y + (b0 + b) * yb;
+      taps.im2col(x + (b0 + b) * xb, col);
+      if (bias)
+        for (int64_t o = 0; o < O; o++) std::fill(yp + o * L, yp + (o + 1) * L, bias[o]);
+      gemm_kernels.gemm(false, false, O, L, Kp, 1.f, W + b * wsize, Kp, col, L, bias ? 1.f : 0.f, yp, L);
+    }
+  }
+
+  void conv_backward(int64_t b0, int64_t nb, const float* dy, const float* x, const float* W, float* dx, float* dW,
+                     float* col, float* dcol) const {
+    if (!tap_major)
+      return conv_kernels.backward(geometry(nb), dy + b0 * yb, x + b0 * xb, W, dx ? dx + b0 * xb : nullptr, dW,
+                                   nullptr);
+    const int64_t O = g.out_channels;
+    for (int64_t b = 0; b < nb; b++) {
+      const float* dyb = dy + (b0 + b) * yb;
+      if (dW) {
+        taps.im2col(x + (b0 + b) * xb, col);
+        gemm_kernels.gemm(false, true, O, Kp, L, 1.f, dyb, L, col, L, 0.f, dW + b * wsize, Kp);
+      }
+      if (dx) {
+        gemm_kernels.gemm(true, false, Kp, L, O, 1.f, W + b * wsize, Kp, dyb, L, 0.f, dcol, L);
+        taps.col2im(dcol, dx + (b0 + b) * xb);
+      }
+    }
+  }
+
+  void forward(const float* x, const float* alpha, const float* cells, const float* bias, float* y) const {
+    parallel_for(chunks, 1, [&](int64_t lo, int64_t hi) {
+      StoragePtr T = scratch(G * wsize), W = scratch(G * wsize), col = scratch(col_size());
+      for (int64_t c = lo; c < hi; c++) {
+        const int64_t b0 = c * G, nb = std::min(G, a.batch - b0);
+        assemble(alpha, cells, b0, nb, T->as<float>(), W->as<float>());
+        conv(b0, nb, x, W->as<float>(), bias, y, col->as<float>());
+      }
+    });
+  }
+
+  // Recomputes each chunk's kernels; dα = dW·Eᵀ and dE += αᵀ·dW per chunk, dE in one
+  // accumulator per part (part 0 writes dcells itself), summed in part order afterwards so
+  // results do not depend on scheduling.
+  void backward(const float* dy, const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
+                float* dcells) const {
+    const int64_t m = a.mixtures, n = a.cells, cell = a.cell_size();
+    const bool need_dw = dalpha || dcells;
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads(), chunks));
+    std::vector<StoragePtr> partial(size_t(dcells ? parts - 1 : 0));
+    for (auto& p : partial) p = scratch(n * cell);
+    parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
+      StoragePtr T = scratch(G * wsize), W = scratch(G * wsize), dW = need_dw ? scratch(G * wsize) : nullptr;
+      StoragePtr col = scratch(col_size()), dcol = scratch(col_size());
+      for (int64_t part = lo; part < hi; part++) {
+        const int64_t c0 = part * chunks / parts, c1 = (part + 1) * chunks / parts;
+        float* acc = dcells ? (part == 0 ? dcells : partial[size_t(part - 1)]->as<float>()) : nullptr;
+        for (int64_t c = c0; c < c1; c++) {
+          const int64_t b0 = c * G, nb = std::min(G, a.batch - b0);
+          float* Tp = T->as<float>();
+          if (dx) assemble(alpha, cells, b0, nb, Tp, W->as<float>());
+          conv_backward(b0, nb, dy, x, W->as<float>(), dx, need_dw ? dW->as<float>() : nullptr, col->as<float>(),
+                        dcol->as<float>());
+          if (!need_dw) continue;
+          for (int64_t b = 0; b < nb; b++) move<false>(Tp + b * m * cell, dW->as<float>() + b * wsize);
+          if (dalpha)
+            gemm_kernels.gemm(false, true, nb * m, n, cell, 1.f, Tp, cell, cells, cell, 0.f, dalpha + b0 * m * n, n);
+          if (acc)
+            gemm_kernels.gemm(true, false, n, cell, nb * m, 1.f, alpha + b0 * m * n, n, Tp, cell,
+                              c == c0 ? 0.f : 1.f, acc, cell);
+        }
+      }
+    });
+    if (!dcells || parts == 1) return;
+    parallel_for(n * cell, 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (const auto& p : partial) {
+        const float* v = p->as<float>();
+        for (int64_t k = lo; k < hi; k++) dcells[k] += v[k];
+      }
+    });
+  }
+};
+
+// ---------------------------------------------------------------- input mix
+
 struct Mix {
   const KwAssemblyDims& a;
   const ConvGeometry& g;
   Taps taps;
   int64_t m, n, L, R, cc, Lcc, colsz;  // R = gs·gic slot rows per o; cc = ci·ck
-  Mix(const KwAssemblyDims& ad, const ConvGeometry& geo) : a(ad), g(geo), taps(geo, ad) {
+  Mix(const KwAssemblyDims& ad, const ConvGeometry& geo) : a(ad), g(geo), taps(geo, ad, true) {
     m = a.mixtures, n = a.cells, L = g.out_spatial(), R = a.gs * a.gic, cc = a.ci * a.ck, Lcc = L * cc;
     colsz = g.in_channels * g.kernel_size() * L;
   }
@@ -361,7 +426,7 @@ void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy
                   const float* alpha, const float* cells, const float* bias, float* y) {
   if (g.batch == 0) return;
   if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix) return Mix(a, g).forward(x, alpha, cells, bias, y);
-  chunked_forward(a, g, x, alpha, cells, bias, y);
+  Chunked(a, g).forward(x, alpha, cells, bias, y);
 }
 
 void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* dy,
@@ -371,7 +436,7 @@ void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrateg
   if (!dx && !dalpha && !dcells) return;
   if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix)
     return Mix(a, g).backward(dy, x, alpha, cells, dx, dalpha, dcells);
-  chunked_backward(a, g, dy, x, alpha, cells, dx, dalpha, dcells);
+  Chunked(a, g).backward(dy, x, alpha, cells, dx, dalpha, dcells);
 }
 
 }  // namespace cpu::kwk
