@@ -29,17 +29,23 @@
 namespace kw {
 
 // Per-sample FLOP counts of one forward pass (the backward is about three of them for both).
+// Chunked's assembly GEMM has an inner dimension of only n and streams all of E per chunk, so
+// once E outgrows the caches it runs well below GEMM speed: its FLOPs are weighted by 1.5 past
+// 1 MB of cells and by 2 past 4 MB. InputMix runs large well-shaped GEMMs over the whole batch
+// and wins up to 1.5× the (weighted) FLOPs. Both weights and the margin are from measurements of
+// KW-ResNet-18's layers at 32×32 (B 64) and 224×224 (B 16) on 2 cores; each call agreed with the
+// faster strategy there.
 KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested) {
   const bool mix_ok = g.groups == 1;
   if (requested == KwConvStrategy::InputMix && mix_ok) return requested;
   if (requested != KwConvStrategy::Auto) return KwConvStrategy::Chunked;
   if (!mix_ok) return KwConvStrategy::Chunked;
   const double L = double(g.out_spatial()), n = double(a.cells), m = double(a.mixtures);
-  const double cc = double(a.ci * a.ck), co = double(a.co), goc = double(a.goc);
-  const double chunked = m * co * cc * (n + L);
+  const double cc = double(a.ci * a.ck), co = double(a.co), goc = double(a.goc), cell = double(a.cell_size());
+  const double e_floats = n * cell;
+  const double weight = e_floats <= double(1 << 18) ? 1.0 : e_floats <= double(1 << 20) ? 1.5 : 2.0;
+  const double chunked = m * cell * (n * weight + L);
   const double mix = L * n * cc * (m + goc * co);
-  // InputMix runs large well-shaped GEMMs over the whole batch while Chunked runs per-sample
-  // convolutions and relayouts; measured on KW-ResNet-18 it is as fast at up to 1.5× the FLOPs.
   return mix < 1.5 * chunked ? KwConvStrategy::InputMix : KwConvStrategy::Chunked;
 }
 
@@ -121,22 +127,68 @@ struct Taps {
         }
   }
 
+  // Tap-major rows: for each (channel, tap, output row) the outputs ow in [lo, hi) read
+  // x[xrow + ow·sw + off], the rest is padding. fn(dst row, x row or null, off, lo, hi).
+  template <typename F>
+  void rows(int64_t ch, F&& fn) const {
+    const int64_t i = ch / ci, d = ch % ci, gic = C / ci, OW = g.out[2], IW = g.in[2], sw = g.stride[2];
+    for (int64_t kd = 0; kd < g.kernel[0]; kd++)
+      for (int64_t kh = 0; kh < g.kernel[1]; kh++)
+        for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
+          const int64_t t = (kd * g.kernel[1] + kh) * g.kernel[2] + kx;
+          const int64_t base = ((t / ck) * gic + i) * L * cc + (d * ck + t % ck) * L;
+          const int64_t off = kx * g.dilation[2] - g.pad_lo[2];
+          const int64_t lo = std::min(OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
+          const int64_t hi = std::max(lo, IW - 1 - off < 0 ? 0 : std::min(OW, (IW - 1 - off) / sw + 1));
+          for (int64_t od = 0; od < g.out[0]; od++) {
+            const int64_t id = od * g.stride[0] - g.pad_lo[0] + kd * g.dilation[0];
+            for (int64_t oh = 0; oh < g.out[1]; oh++) {
+              const int64_t ih = oh * g.stride[1] - g.pad_lo[1] + kh * g.dilation[1];
+              const bool ok = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
+              fn(base + (od * g.out[1] + oh) * OW, ok ? (id * g.in[1] + ih) * IW : int64_t(-1), off, lo, hi);
+            }
+          }
+        }
+  }
+
   void im2col(const float* xb, float* col) const {
-    const int64_t S = g.in_spatial();
+    const int64_t S = g.in_spatial(), OW = g.out[2], sw = g.stride[2];
     for (int64_t ch = 0; ch < C; ch++) {
       const float* xc = xb + ch * S;
-      visit(ch, [&](int64_t at, int64_t off) { col[at] = off >= 0 ? xc[off] : 0.f; });
+      if (l_step != 1) {
+        visit(ch, [&](int64_t at, int64_t off) { col[at] = off >= 0 ? xc[off] : 0.f; });
+        continue;
+      }
+      rows(ch, [&](int64_t at, int64_t xrow, int64_t off, int64_t lo, int64_t hi) {
+        float* dst = col + at;
+        if (xrow < 0) return (void)std::fill(dst, dst + OW, 0.f);
+        const float* src = xc + xrow + off;
+        std::fill(dst, dst + lo, 0.f);
+        if (sw == 1) std::copy(src + lo, src + hi, dst + lo);
+        else for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw];
+        std::fill(dst + hi, dst + OW, 0.f);
+      });
     }
   }
 
   // dx_b (overwritten) from the column gradient: the adjoint of im2col.
   void col2im(const float* col, float* dxb) const {
-    const int64_t S = g.in_spatial();
+    const int64_t S = g.in_spatial(), sw = g.stride[2];
     std::memset(dxb, 0, size_t(C * S) * sizeof(float));
     for (int64_t ch = 0; ch < C; ch++) {
       float* dc = dxb + ch * S;
-      visit(ch, [&](int64_t at, int64_t off) {
-        if (off >= 0) dc[off] += col[at];
+      if (l_step != 1) {
+        visit(ch, [&](int64_t at, int64_t off) {
+          if (off >= 0) dc[off] += col[at];
+        });
+        continue;
+      }
+      rows(ch, [&](int64_t at, int64_t xrow, int64_t off, int64_t lo, int64_t hi) {
+        if (xrow < 0) return;
+        const float* src = col + at;
+        float* dst = dc + xrow + off;
+        if (sw == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+        else for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw] += src[ow];
       });
     }
   }
