@@ -34,6 +34,8 @@ const cases: Case[] = [
   { name: '3-d', x: [2, 2, 3, 4, 4], cells: [4, 2, 2, 1, 1, 1], geo: g2(12, 1, 1, [3, 2, 2]), opts: { padding: [1, 0, 1] } },
   // Grouped and depthwise layers only run chunked.
   { name: 'groups 2', x: [2, 4, 5, 5], cells: [5, 2, 2, 1, 1], geo: g2(9, 3, 1, [3, 3]), opts: { padding: 1, groups: 2 }, bias: true },
+  // 289 output positions of 64·9 columns each: the chunked conv splits them into column tiles.
+  { name: 'several column tiles', x: [2, 64, 17, 17], cells: [3, 64, 64, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
   { name: 'depthwise (MobileNetV2)', x: [3, 6, 6, 6], cells: [5, 3, 1, 1, 1], geo: g2(9, 2, 1, [3, 3]), opts: { padding: 1, stride: 2, groups: 6 } },
 ];
 
@@ -93,7 +95,7 @@ for (const c of cases) {
 }
 
 t.test('finite differences, both strategies', (t) => {
-  for (const c of [cases[1], cases[3], cases[6], cases[10]]) {
+  for (const c of [cases[1], cases[3], cases[6], cases[11]]) {
     const strategies = (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix'] as const) : (['chunked'] as const);
     for (const strategy of strategies) {
       const ins = inputs(c, 5);

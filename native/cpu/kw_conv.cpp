@@ -127,39 +127,44 @@ struct Taps {
         }
   }
 
-  // Tap-major rows: for each (channel, tap, output row) the outputs ow in [lo, hi) read
-  // x[xrow + ow·sw + off], the rest is padding. fn(dst row, x row or null, off, lo, hi).
+  // Tap-major rows of output rows [r0, r1) (r = od·out[1] + oh; the tile is (r1 - r0)·OW
+  // columns wide): for each (channel, tap, output row) the outputs ow in [lo, hi) read
+  // x[xrow + ow·sw + off], the rest is padding. fn(dst offset, x row or -1, off, lo, hi).
   template <typename F>
-  void rows(int64_t ch, F&& fn) const {
+  void rows(int64_t ch, int64_t r0, int64_t r1, F&& fn) const {
     const int64_t i = ch / ci, d = ch % ci, gic = C / ci, OW = g.out[2], IW = g.in[2], sw = g.stride[2];
     for (int64_t kd = 0; kd < g.kernel[0]; kd++)
       for (int64_t kh = 0; kh < g.kernel[1]; kh++)
         for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
           const int64_t t = (kd * g.kernel[1] + kh) * g.kernel[2] + kx;
-          const int64_t base = ((t / ck) * gic + i) * L * cc + (d * ck + t % ck) * L;
+          const int64_t width = (r1 - r0) * OW;
+          const int64_t base = (((t / ck) * gic + i) * cc + d * ck + t % ck) * width;
           const int64_t off = kx * g.dilation[2] - g.pad_lo[2];
           const int64_t lo = std::min(OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
           const int64_t hi = std::max(lo, IW - 1 - off < 0 ? 0 : std::min(OW, (IW - 1 - off) / sw + 1));
-          for (int64_t od = 0; od < g.out[0]; od++) {
+          for (int64_t r = r0; r < r1; r++) {
+            const int64_t od = r / g.out[1], oh = r % g.out[1];
             const int64_t id = od * g.stride[0] - g.pad_lo[0] + kd * g.dilation[0];
-            for (int64_t oh = 0; oh < g.out[1]; oh++) {
-              const int64_t ih = oh * g.stride[1] - g.pad_lo[1] + kh * g.dilation[1];
-              const bool ok = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
-              fn(base + (od * g.out[1] + oh) * OW, ok ? (id * g.in[1] + ih) * IW : int64_t(-1), off, lo, hi);
-            }
+            const int64_t ih = oh * g.stride[1] - g.pad_lo[1] + kh * g.dilation[1];
+            const bool ok = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
+            fn(base + (r - r0) * OW, ok ? (id * g.in[1] + ih) * IW : int64_t(-1), off, lo, hi);
           }
         }
   }
 
-  void im2col(const float* xb, float* col) const {
+  int64_t out_rows() const { return g.out[0] * g.out[1]; }
+
+  // The columns of output rows [r0, r1) (tap-major only; position-major takes all rows).
+  void im2col(const float* xb, float* col, int64_t r0 = 0, int64_t r1 = -1) const {
     const int64_t S = g.in_spatial(), OW = g.out[2], sw = g.stride[2];
+    if (r1 < 0) r1 = out_rows();
     for (int64_t ch = 0; ch < C; ch++) {
       const float* xc = xb + ch * S;
       if (l_step != 1) {
         visit(ch, [&](int64_t at, int64_t off) { col[at] = off >= 0 ? xc[off] : 0.f; });
         continue;
       }
-      rows(ch, [&](int64_t at, int64_t xrow, int64_t off, int64_t lo, int64_t hi) {
+      rows(ch, r0, r1, [&](int64_t at, int64_t xrow, int64_t off, int64_t lo, int64_t hi) {
         float* dst = col + at;
         if (xrow < 0) return (void)std::fill(dst, dst + OW, 0.f);
         const float* src = xc + xrow + off;
@@ -171,10 +176,11 @@ struct Taps {
     }
   }
 
-  // dx_b (overwritten) from the column gradient: the adjoint of im2col.
-  void col2im(const float* col, float* dxb) const {
+  // dx_b += the adjoint of im2col for output rows [r0, r1); overwrite = true zeroes dx_b first.
+  void col2im(const float* col, float* dxb, int64_t r0 = 0, int64_t r1 = -1, bool overwrite = true) const {
     const int64_t S = g.in_spatial(), sw = g.stride[2];
-    std::memset(dxb, 0, size_t(C * S) * sizeof(float));
+    if (r1 < 0) r1 = out_rows();
+    if (overwrite) std::memset(dxb, 0, size_t(C * S) * sizeof(float));
     for (int64_t ch = 0; ch < C; ch++) {
       float* dc = dxb + ch * S;
       if (l_step != 1) {
@@ -183,7 +189,7 @@ struct Taps {
         });
         continue;
       }
-      rows(ch, [&](int64_t at, int64_t xrow, int64_t off, int64_t lo, int64_t hi) {
+      rows(ch, r0, r1, [&](int64_t at, int64_t xrow, int64_t off, int64_t lo, int64_t hi) {
         if (xrow < 0) return;
         const float* src = col + at;
         float* dst = dc + xrow + off;
@@ -222,7 +228,15 @@ struct Chunked {
     xb = x_stride(g);
     yb = y_stride(g);
   }
-  int64_t col_size() const { return tap_major ? Kp * L : 1; }
+  // Output rows per column tile: a whole sample's tap-major columns (in·k·k × L) are MBs at
+  // 224×224 inputs; tiles of ≥ 256 columns stay in L2 between im2col and the GEMM and still
+  // run the GEMM at full speed.
+  int64_t rows_per_tile() const {
+    const int64_t OW = g.out[2], rows = g.out[0] * g.out[1];
+    const int64_t cols = std::max<int64_t>(256, (int64_t(1) << 17) / std::max<int64_t>(1, Kp));
+    return std::clamp<int64_t>(cols / OW, 1, rows);
+  }
+  int64_t col_size() const { return tap_major ? Kp * rows_per_tile() * g.out[2] : 1; }
 
   // Between T_b [m, co, cc] (a sample's rows of α·E) and its kernel W_b.
   template <bool to_kernel>
@@ -256,13 +270,16 @@ struct Chunked {
 
   void conv(int64_t b0, int64_t nb, const float* x, const float* W, const float* bias, float* y, float* col) const {
     if (!tap_major) return conv_kernels.forward(geometry(nb), x + b0 * xb, W, bias, y + b0 * yb);
-    const int64_t O = g.out_channels;
+    const int64_t O = g.out_channels, OW = g.out[2], rows = g.out[0] * g.out[1], rpt = rows_per_tile();
     for (int64_t b = 0; b < nb; b++) {
       float* yp = y + (b0 + b) * yb;
-      taps.im2col(x + (b0 + b) * xb, col);
       if (bias)
         for (int64_t o = 0; o < O; o++) std::fill(yp + o * L, yp + (o + 1) * L, bias[o]);
-      gemm_kernels.gemm(false, false, O, L, Kp, 1.f, W + b * wsize, Kp, col, L, bias ? 1.f : 0.f, yp, L);
+      for (int64_t r0 = 0; r0 < rows; r0 += rpt) {
+        const int64_t r1 = std::min(rows, r0 + rpt), w = (r1 - r0) * OW;
+        taps.im2col(x + (b0 + b) * xb, col, r0, r1);
+        gemm_kernels.gemm(false, false, O, w, Kp, 1.f, W + b * wsize, Kp, col, w, bias ? 1.f : 0.f, yp + r0 * OW, L);
+      }
     }
   }
 
@@ -271,16 +288,19 @@ struct Chunked {
     if (!tap_major)
       return conv_kernels.backward(geometry(nb), dy + b0 * yb, x + b0 * xb, W, dx ? dx + b0 * xb : nullptr, dW,
                                    nullptr);
-    const int64_t O = g.out_channels;
+    const int64_t O = g.out_channels, OW = g.out[2], rows = g.out[0] * g.out[1], rpt = rows_per_tile();
     for (int64_t b = 0; b < nb; b++) {
       const float* dyb = dy + (b0 + b) * yb;
-      if (dW) {
-        taps.im2col(x + (b0 + b) * xb, col);
-        gemm_kernels.gemm(false, true, O, Kp, L, 1.f, dyb, L, col, L, 0.f, dW + b * wsize, Kp);
-      }
-      if (dx) {
-        gemm_kernels.gemm(true, false, Kp, L, O, 1.f, W + b * wsize, Kp, dyb, L, 0.f, dcol, L);
-        taps.col2im(dcol, dx + (b0 + b) * xb);
+      for (int64_t r0 = 0; r0 < rows; r0 += rpt) {
+        const int64_t r1 = std::min(rows, r0 + rpt), w = (r1 - r0) * OW;
+        if (dW) {  // dW_b (+)= dY_b[:, tile] · col_tileᵀ
+          taps.im2col(x + (b0 + b) * xb, col, r0, r1);
+          gemm_kernels.gemm(false, true, O, Kp, w, 1.f, dyb + r0 * OW, L, col, w, r0 ? 1.f : 0.f, dW + b * wsize, Kp);
+        }
+        if (dx) {
+          gemm_kernels.gemm(true, false, Kp, w, O, 1.f, W + b * wsize, Kp, dyb + r0 * OW, L, 0.f, dcol, w);
+          taps.col2im(dcol, dx + (b0 + b) * xb, r0, r1, r0 == 0);
+        }
       }
     }
   }
