@@ -405,17 +405,26 @@ struct Mix {
 
   void forward(const float* x, const float* alpha, const float* cells, const float* bias, float* y) const {
     const int64_t Bc = batch_chunk(), co = a.co, cell = a.cell_size(), O = g.out_channels;
-    StoragePtr V = scratch(a.goc * n * Bc * Lcc), Y = scratch(co * Bc * L);
+    // Y_o [co, N] = Σ_j E_j [co, cc] · V_ojᵀ with threads over j (single-threaded GEMMs), each
+    // part into its own accumulator, summed in part order (results independent of scheduling).
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads(), n));
+    StoragePtr V = scratch(a.goc * n * Bc * Lcc), Y = scratch(parts * co * Bc * L);
     for (int64_t b0 = 0; b0 < g.batch; b0 += Bc) {
       const int64_t b1 = std::min(g.batch, b0 + Bc), N = (b1 - b0) * L;
       mix_input(x, alpha, b0, b1, nullptr, V->as<float>());
       for (int64_t o = 0; o < a.goc; o++) {
         float* Yp = Y->as<float>();
         const float* Vo = V->as<float>() + o * n * N * cc;
-        // Y_o [co, N] = Σ_j E_j [co, cc] · V_ojᵀ; multi-threaded GEMMs.
-        for (int64_t j = 0; j < n; j++)
-          gemm_kernels.gemm(false, true, co, N, cc, 1.f, cells + j * cell, cc, Vo + j * N * cc, cc, j ? 1.f : 0.f,
-                            Yp, N);
+        parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
+          for (int64_t p = lo; p < hi; p++)
+            for (int64_t j = p * n / parts; j < (p + 1) * n / parts; j++)
+              gemm_kernels.gemm(false, true, co, N, cc, 1.f, cells + j * cell, cc, Vo + j * N * cc, cc,
+                                j > p * n / parts ? 1.f : 0.f, Yp + p * co * N, N);
+        });
+        for (int64_t p = 1; p < parts; p++) {
+          const float* q = Yp + p * co * N;
+          for (int64_t k = 0; k < co * N; k++) Yp[k] += q[k];
+        }
         parallel_for(b1 - b0, 1, [&](int64_t lo, int64_t hi) {
           for (int64_t k = lo; k < hi; k++) {
             float* yb = y + ((b0 + k) * O + o * co) * L;
@@ -445,17 +454,21 @@ struct Mix {
       parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t k = lo; k < hi; k++) copy_rows(dYp + k * L, N, dy + (b0 + k) * O * L, L, O, L);
       });
-      for (int64_t o = 0; o < a.goc; o++) {
-        const float* dYo = dYp + o * co * N;
-        for (int64_t j = 0; j < n; j++) {
-          const int64_t vj = (o * n + j) * N * cc;
-          if (dcells)  // dE_j += dY_o [co, N] · V_oj [N, cc]
-            gemm_kernels.gemm(false, false, co, cc, N, 1.f, dYo, N, V->as<float>() + vj, cc,
-                              (o > 0 || b0 > 0) ? 1.f : 0.f, dcells + j * cell, cc);
-          if (need_dv)  // dV_oj [N, cc] = dY_oᵀ · E_j
-            gemm_kernels.gemm(true, false, N, cc, co, 1.f, dYo, N, cells + j * cell, cc, 0.f, dV->as<float>() + vj, cc);
-        }
-      }
+      // Threads over cells j (single-threaded GEMMs): each j's dE_j and dV_j are its own, and
+      // splitting the j loop beats splitting each mid-sized GEMM (one sync per thread, not per j).
+      parallel_for(n, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t j = lo; j < hi; j++)
+          for (int64_t o = 0; o < a.goc; o++) {
+            const float* dYo = dYp + o * co * N;
+            const int64_t vj = (o * n + j) * N * cc;
+            if (dcells)  // dE_j += dY_o [co, N] · V_oj [N, cc]
+              gemm_kernels.gemm(false, false, co, cc, N, 1.f, dYo, N, V->as<float>() + vj, cc,
+                                (o > 0 || b0 > 0) ? 1.f : 0.f, dcells + j * cell, cc);
+            if (need_dv)  // dV_oj [N, cc] = dY_oᵀ · E_j
+              gemm_kernels.gemm(true, false, N, cc, co, 1.f, dYo, N, cells + j * cell, cc, 0.f,
+                                dV->as<float>() + vj, cc);
+          }
+      });
       if (!need_dv) continue;
       parallel_for(nb, 1, [&](int64_t lo, int64_t hi) {
         StoragePtr own = cols ? nullptr : scratch(colsz);
