@@ -94,6 +94,27 @@ for (const c of cases) {
   }
 }
 
+// One and two samples per chunk: several chunks per thread (chunked: dE partials summed across
+// parts; input mix: batch chunks after the first accumulate dE).
+for (const c of [cases[0], cases[1], cases[3], cases[10], cases[11]]) {
+  const strategies = (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix'] as const) : (['chunked'] as const);
+  for (const strategy of strategies)
+    for (const samplesPerChunk of [1, 2]) {
+      t.test(`${c.name} (${strategy}, ${samplesPerChunk} per chunk) matches the unchunked result`, (t) => {
+        const run = (o: KWConvOptions) => {
+          const ins = inputs(c, 21).map((v) => { v.requiresGrad = true; return v; });
+          const [x, a, e, b] = ins;
+          const y = kwConv(x, a, e, b ?? null, c.geo, { ...c.opts, ...o });
+          backward(sum(mul(y, tensor(randomData([...y.shape], 7), [...y.shape]))));
+          return [y.data() as Float32Array, ...ins.map((v) => v.grad!.data() as Float32Array)];
+        };
+        const got = run({ strategy, samplesPerChunk }), want = run({ strategy });
+        ['y', 'dx', 'dalpha', 'dcells', 'dbias'].slice(0, got.length).forEach((name, i) => close(t, got[i], want[i], name));
+        t.end();
+      });
+    }
+}
+
 t.test('finite differences, both strategies', (t) => {
   for (const c of [cases[1], cases[3], cases[6], cases[11]]) {
     const strategies = (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix'] as const) : (['chunked'] as const);
@@ -134,7 +155,7 @@ t.test('bad arguments throw errors naming the argument', (t) => {
   // The native layer checks again before touching memory.
   const dims = [3, 9, 7, 9, 1, 1, 4, 4, 1];
   const call = (xs: number[], d: number[], cellsT: Tensor, strategy = 0, groups = 1) =>
-    native.kwConvForward(x.storage, a.storage, cellsT.storage, null, xs, d, [3, 3], [1, 1], [1, 1], [1, 1], groups, strategy);
+    native.kwConvForward(x.storage, a.storage, cellsT.storage, null, xs, d, [3, 3], [1, 1], [1, 1], [1, 1], groups, strategy, 0);
   t.throws(() => call([3, 4, 5, 5], dims, randomTensor([7, 4, 3, 1, 1], 1)), /cells/);
   t.throws(() => call([3, 4, 6, 5], dims, e), /x/);
   t.throws(() => call([4, 4, 5, 5], dims, e), /batch|xShape/);
@@ -142,6 +163,7 @@ t.test('bad arguments throw errors naming the argument', (t) => {
   t.throws(() => call([3, 4, 5, 5], dims, e, 3), /strategy/);
   t.throws(() => call([3, 4, 5, 5], [3, 9, 7, 9, 1, 1, 4, 2, 1], e, 2, 2), /input-mix|groups|cells/);
   t.throws(() => native.kwConvBackward(a.storage, x.storage, a.storage, e.storage, [3, 4, 5, 5], dims, [3, 3], [1, 1],
-    [1, 1], [1, 1], 1, 0, true, true, true, false), /dy/);
+    [1, 1], [1, 1], 1, 0, 0, true, true, true, false), /dy/);
+  t.throws(() => kwConv(x, a, e, null, c.geo, { ...c.opts, samplesPerChunk: 0 }), /samplesPerChunk/);
   t.end();
 });

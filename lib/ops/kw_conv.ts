@@ -23,6 +23,8 @@ export interface KWConvOptions {
    * input columns with α first, cheaper for few output positions; 'auto' (default) picks by cost.
    */
   strategy?: KWConvStrategy;
+  /** At most this many samples blocked together (default: the kernels' own choice). A tuning and testing knob. */
+  samplesPerChunk?: number;
 }
 
 function perDim(fn: string, param: string, v: ConvSize | undefined, n: number, dflt: number, min: number, pairs = false): number[] {
@@ -42,6 +44,7 @@ interface Prepared {
   dilation: number[];
   groups: number;
   strategy: number;
+  samplesPerChunk: number;
   outShape: number[];
 }
 
@@ -85,6 +88,7 @@ function prepare(fn: string, x: Tensor, alpha: Tensor, cells: Tensor, bias: Tens
   const strategyName = opts.strategy ?? 'auto';
   if (!(strategyName in STRATEGY_CODE)) throw new ArgumentError(fn, 'strategy', '"auto", "chunked" or "inputMix"', strategyName);
   if (strategyName === 'inputMix' && groups !== 1) throw new ArgumentError(fn, 'strategy', '"auto" or "chunked" when groups > 1', strategyName);
+  const samplesPerChunk = opts.samplesPerChunk === undefined ? 0 : checkInt(fn, 'samplesPerChunk', opts.samplesPerChunk, 1);
   const outShape = [B, O];
   for (let i = 0; i < nd; i++) {
     const lo = padding[i], hi = padding.length === nd ? padding[i] : padding[nd + i];
@@ -95,7 +99,7 @@ function prepare(fn: string, x: Tensor, alpha: Tensor, cells: Tensor, bias: Tens
   }
   return {
     xShape: [...x.shape], dims: [B, m, n, gs, goc, gic, co, ci, ck], kernel: [...kernel], stride, padding, dilation,
-    groups, strategy: STRATEGY_CODE[strategyName], outShape,
+    groups, strategy: STRATEGY_CODE[strategyName], samplesPerChunk, outShape,
   };
 }
 
@@ -110,7 +114,7 @@ export function kwConv(x: Tensor, alpha: Tensor, cells: Tensor, bias: Tensor | n
   opts: KWConvOptions = {}): Tensor {
   const fn = 'kwConv';
   const p = prepare(fn, x, alpha, cells, bias ?? null, geometry, opts);
-  const args = [p.xShape, p.dims, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.strategy] as const;
+  const args = [p.xShape, p.dims, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.strategy, p.samplesPerChunk] as const;
   const y = wrap(native.kwConvForward(x.storage, alpha.storage, cells.storage, bias ? bias.storage : null, ...args),
     p.outShape);
   return record(fn, [x, alpha, cells, bias ?? null], y, [x, alpha, cells], (dy, [sx, sa, sc]) => {

@@ -11,6 +11,7 @@ struct KwConvArgs {
   ConvGeometry g;
   Shape x_shape, y_shape;
   KwConvStrategy strategy = KwConvStrategy::Auto;
+  int64_t samples_per_chunk = 0;
 };
 
 Shape arg_list(const Napi::CallbackInfo& info, size_t i, const char* name, size_t nd, bool allow_pairs) {
@@ -32,8 +33,9 @@ Shape arg_list(const Napi::CallbackInfo& info, size_t i, const char* name, size_
   return v;
 }
 
-// Arguments from i: xShape, dims, kernelSize, stride, padding, dilation, groups, strategy.
-KwConvArgs read_args(const Napi::CallbackInfo& info, size_t i) {
+// Arguments from i: xShape, dims, kernelSize, stride, padding, dilation, groups, strategy
+// [, samplesPerChunk when with_cap].
+KwConvArgs read_args(const Napi::CallbackInfo& info, size_t i, bool with_cap = true) {
   KwConvArgs r;
   r.x_shape = arg_shape(info, i, "xShape");
   const Shape& xs = r.x_shape;
@@ -47,6 +49,7 @@ KwConvArgs read_args(const Napi::CallbackInfo& info, size_t i) {
   Shape dilation = arg_list(info, i + 5, "dilation", nd, false);
   const int64_t groups = arg_int(info, i + 6, "groups", 1, kMaxNumel);
   const int64_t strategy = arg_int(info, i + 7, "strategy", 0, 2);
+  if (with_cap) r.samples_per_chunk = arg_int(info, i + 8, "samplesPerChunk", 0, kMaxNumel);
   const KwAssemblyDims& a = r.a;
   ConvGeometry& g = r.g;
   g.per_sample_weight = true;
@@ -111,7 +114,8 @@ const KwKernels& kernels_of(const StoragePtr& s) {
   return *k;
 }
 
-// kwConvForward(x, alpha, cells, bias|null, xShape, dims, kernelSize, stride, padding, dilation, groups, strategy) → y
+// kwConvForward(x, alpha, cells, bias|null, xShape, dims, kernelSize, stride, padding, dilation, groups, strategy,
+//               samplesPerChunk) → y
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   auto x = arg_storage(info, 0, "x");
   auto alpha = arg_storage(info, 1, "alpha");
@@ -121,21 +125,21 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   check_inputs(r, x, alpha, cells);
   if (bias) check_tensor(bias, {r.g.out_channels}, DType::F32, "bias");
   auto y = new_storage(DType::F32, numel(r.y_shape));
-  kernels_of(x).conv_forward(r.a, r.g, r.strategy, x->as<float>(), alpha->as<float>(), cells->as<float>(),
+  kernels_of(x).conv_forward(r.a, r.g, r.strategy, r.samples_per_chunk, x->as<float>(), alpha->as<float>(), cells->as<float>(),
                              bias ? bias->as<float>() : nullptr, y->as<float>());
   return wrap(info.Env(), y);
 }
 
 // kwConvBackward(dy, x, alpha, cells, xShape, dims, kernelSize, stride, padding, dilation, groups, strategy,
-//                needDx, needDalpha, needDcells, needDbias) → [dx, dalpha, dcells, dbias], each null unless asked
+//                samplesPerChunk, needDx, needDalpha, needDcells, needDbias) → [dx, dalpha, dcells, dbias], each null unless asked
 Napi::Value Backward(const Napi::CallbackInfo& info) {
   auto dy = arg_storage(info, 0, "dy");
   auto x = arg_storage(info, 1, "x");
   auto alpha = arg_storage(info, 2, "alpha");
   auto cells = arg_storage(info, 3, "cells");
   KwConvArgs r = read_args(info, 4);
-  const bool need_dx = arg_bool(info, 12, "needDx"), need_da = arg_bool(info, 13, "needDalpha");
-  const bool need_dc = arg_bool(info, 14, "needDcells"), need_db = arg_bool(info, 15, "needDbias");
+  const bool need_dx = arg_bool(info, 13, "needDx"), need_da = arg_bool(info, 14, "needDalpha");
+  const bool need_dc = arg_bool(info, 15, "needDcells"), need_db = arg_bool(info, 16, "needDbias");
   check_inputs(r, x, alpha, cells);
   check_tensor(dy, r.y_shape, DType::F32, "dy");
   StoragePtr dx = need_dx ? new_storage(DType::F32, x->numel) : nullptr;
@@ -143,7 +147,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   StoragePtr dc = need_dc ? new_storage(DType::F32, cells->numel) : nullptr;
   StoragePtr db = need_db ? new_storage(DType::F32, r.g.out_channels) : nullptr;
   auto f = [](const StoragePtr& s) { return s ? s->as<float>() : nullptr; };
-  kernels_of(dy).conv_backward(r.a, r.g, r.strategy, dy->as<float>(), x->as<float>(), alpha->as<float>(),
+  kernels_of(dy).conv_backward(r.a, r.g, r.strategy, r.samples_per_chunk, dy->as<float>(), x->as<float>(), alpha->as<float>(),
                                cells->as<float>(), f(dx), f(da), f(dc), f(db));
   Napi::Env env = info.Env();
   auto out = Napi::Array::New(env, 4);
@@ -154,7 +158,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
 
 // kwConvStrategy(xShape, dims, kernelSize, stride, padding, dilation, groups, strategy) → 1 (chunked) or 2 (input mix)
 Napi::Value Strategy(const Napi::CallbackInfo& info) {
-  KwConvArgs r = read_args(info, 0);
+  KwConvArgs r = read_args(info, 0, false);
   return Napi::Number::New(info.Env(), double(int(kw_conv_strategy(r.a, r.g, r.strategy))));
 }
 

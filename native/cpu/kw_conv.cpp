@@ -217,11 +217,12 @@ struct Chunked {
   bool tap_major;
   Taps taps;
   int64_t G, chunks, wsize, L, Kp, xb, yb;
-  Chunked(const KwAssemblyDims& ad, const ConvGeometry& geo)
+  Chunked(const KwAssemblyDims& ad, const ConvGeometry& geo, int64_t cap)
       : a(ad), g(geo), tap_major(geo.groups == 1), taps(geo, ad, false) {
     wsize = a.weight_size();
     const int64_t threads = num_threads(), per_thread = (a.batch + threads - 1) / threads;
     G = std::max<int64_t>(1, std::min<int64_t>(per_thread, kChunkFloats / std::max<int64_t>(1, 2 * wsize)));
+    if (cap > 0) G = std::min(G, cap);
     chunks = (a.batch + G - 1) / G;
     L = g.out_spatial();
     Kp = g.in_per_group() * g.kernel_size();
@@ -365,7 +366,8 @@ struct Mix {
   const ConvGeometry& g;
   Taps taps;
   int64_t m, n, L, R, cc, Lcc, colsz;  // R = gs·gic slot rows per o; cc = ci·ck
-  Mix(const KwAssemblyDims& ad, const ConvGeometry& geo) : a(ad), g(geo), taps(geo, ad, true) {
+  int64_t cap;
+  Mix(const KwAssemblyDims& ad, const ConvGeometry& geo, int64_t cap_) : a(ad), g(geo), taps(geo, ad, true), cap(cap_) {
     m = a.mixtures, n = a.cells, L = g.out_spatial(), R = a.gs * a.gic, cc = a.ci * a.ck, Lcc = L * cc;
     colsz = g.in_channels * g.kernel_size() * L;
   }
@@ -373,7 +375,8 @@ struct Mix {
   // Samples per batch chunk: its columns, V and dV stay within about 48 MB.
   int64_t batch_chunk() const {
     const int64_t per = colsz + 2 * a.goc * n * Lcc + g.out_channels * L;
-    return std::clamp<int64_t>((int64_t(12) << 20) / std::max<int64_t>(1, per), 1, g.batch);
+    const int64_t bc = std::clamp<int64_t>((int64_t(12) << 20) / std::max<int64_t>(1, per), 1, g.batch);
+    return cap > 0 ? std::min(bc, cap) : bc;
   }
 
   // α rows of sample b and cell-row group o as an [R, n] matrix: contiguous when goc = 1,
@@ -507,21 +510,23 @@ struct Mix {
 
 }  // namespace
 
-void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* x,
+void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                  const float* x,
                   const float* alpha, const float* cells, const float* bias, float* y) {
   if (g.batch == 0) return;
-  if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix) return Mix(a, g).forward(x, alpha, cells, bias, y);
-  Chunked(a, g).forward(x, alpha, cells, bias, y);
+  if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix) return Mix(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
+  Chunked(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
 }
 
-void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* dy,
+void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                   const float* dy,
                    const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
                    float* dcells, float* dbias) {
   if (dbias) bias_backward(g, dy, dbias);
   if (!dx && !dalpha && !dcells) return;
   if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix)
-    return Mix(a, g).backward(dy, x, alpha, cells, dx, dalpha, dcells);
-  Chunked(a, g).backward(dy, x, alpha, cells, dx, dalpha, dcells);
+    return Mix(a, g, samples_per_chunk).backward(dy, x, alpha, cells, dx, dalpha, dcells);
+  Chunked(a, g, samples_per_chunk).backward(dy, x, alpha, cells, dx, dalpha, dcells);
 }
 
 }  // namespace cpu::kwk

@@ -12,9 +12,11 @@ void attention_backward(const KwAttentionDims& d, const float* dalpha, const KwA
 void assemble_forward(const KwAssemblyDims& d, const float* alpha, const float* cells, float* weight);
 void assemble_backward(const KwAssemblyDims& d, const float* dweight, const float* alpha, const float* cells,
                        float* dalpha, float* dcells);
-void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* x,
+void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                  const float* x,
                   const float* alpha, const float* cells, const float* bias, float* y);
-void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* dy,
+void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                   const float* dy,
                    const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
                    float* dcells, float* dbias);
 

@@ -113,11 +113,15 @@ struct KwKernels {
   void (*assemble_backward)(const KwAssemblyDims& d, const float* dweight, const float* alpha,
                             const float* cells, float* dalpha, float* dcells);
   // y [B, out, out...] = conv(x, assemble(α, cells)) + bias; g has per_sample_weight set and
-  // out = goc·co, in/groups = gic·ci, kernel size = gs·ck. bias may be null.
-  void (*conv_forward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* x,
+  // out = goc·co, in/groups = gic·ci, kernel size = gs·ck. bias may be null. samples_per_chunk
+  // caps the samples the kernels block together (0: their own choice; tests use small caps to
+  // reach the multi-chunk paths with small tensors).
+  void (*conv_forward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                  const float* x,
                        const float* alpha, const float* cells, const float* bias, float* y);
   // Gradients from dy, each overwritten; a null output means not wanted.
-  void (*conv_backward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, const float* dy,
+  void (*conv_backward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                   const float* dy,
                         const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
                         float* dcells, float* dbias);
 };
