@@ -239,6 +239,14 @@ struct Chunked {
   }
   int64_t col_size() const { return tap_major ? Kp * rows_per_tile() * g.out[2] : 1; }
 
+  // Threads over items, except a single item (one small batch, e.g. B = 1 inference), which
+  // runs outside any parallel region so that its GEMMs split themselves over the threads.
+  template <typename F>
+  static void over(int64_t items, F&& fn) {
+    if (items == 1) return fn(int64_t(0), int64_t(1));
+    parallel_for(items, 1, fn);
+  }
+
   // Between T_b [m, co, cc] (a sample's rows of α·E) and its kernel W_b.
   template <bool to_kernel>
   void move(float* T, float* W) const {
@@ -307,7 +315,7 @@ struct Chunked {
   }
 
   void forward(const float* x, const float* alpha, const float* cells, const float* bias, float* y) const {
-    parallel_for(chunks, 1, [&](int64_t lo, int64_t hi) {
+    over(chunks, [&](int64_t lo, int64_t hi) {
       StoragePtr T = scratch(G * wsize), W = scratch(G * wsize), col = scratch(col_size());
       for (int64_t c = lo; c < hi; c++) {
         const int64_t b0 = c * G, nb = std::min(G, a.batch - b0);
@@ -327,7 +335,7 @@ struct Chunked {
     const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads(), chunks));
     std::vector<StoragePtr> partial(size_t(dcells ? parts - 1 : 0));
     for (auto& p : partial) p = scratch(n * cell);
-    parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
+    over(parts, [&](int64_t lo, int64_t hi) {
       StoragePtr T = scratch(G * wsize), W = scratch(G * wsize), dW = need_dw ? scratch(G * wsize) : nullptr;
       StoragePtr col = scratch(col_size()), dcol = scratch(col_size());
       for (int64_t part = lo; part < hi; part++) {
