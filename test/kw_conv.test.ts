@@ -36,6 +36,10 @@ const cases: Case[] = [
   { name: 'groups 2', x: [2, 4, 5, 5], cells: [5, 2, 2, 1, 1], geo: g2(9, 3, 1, [3, 3]), opts: { padding: 1, groups: 2 }, bias: true },
   // 289 output positions of 64·9 columns each: the chunked conv splits them into column tiles.
   { name: 'several column tiles', x: [2, 64, 17, 17], cells: [3, 64, 64, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
+  // Warehouses over 4 MB: chunked tiles the cells' rows (2 tiles of 128 and of 56 + 8 rows here).
+  { name: 'large warehouse, cell-row tiles', x: [2, 256, 3, 3], cells: [17, 256, 256, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
+  { name: 'large warehouse, goc 2, stride 2', x: [3, 256, 3, 3], cells: [33, 128, 256, 1, 1], geo: g2(9, 2, 1, [3, 3]), opts: { padding: 1, stride: 2 } },
+  { name: 'large warehouse, 3×3 cells', x: [2, 64, 4, 4], cells: [30, 64, 64, 3, 3], geo: g2(1, 1, 1, [3, 3]), opts: { padding: 1 } },
   { name: 'depthwise (MobileNetV2)', x: [3, 6, 6, 6], cells: [5, 3, 1, 1, 1], geo: g2(9, 2, 1, [3, 3]), opts: { padding: 1, stride: 2, groups: 6 } },
 ];
 
@@ -96,7 +100,7 @@ for (const c of cases) {
 
 // One and two samples per chunk: several chunks per thread (chunked: dE partials summed across
 // parts; input mix: batch chunks after the first accumulate dE).
-for (const c of [cases[0], cases[1], cases[3], cases[10], cases[11]]) {
+for (const c of [cases[0], cases[1], cases[3], cases[10], cases[12], cases[14]]) {
   const strategies = (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix'] as const) : (['chunked'] as const);
   for (const strategy of strategies)
     for (const samplesPerChunk of [1, 2]) {
@@ -116,7 +120,7 @@ for (const c of [cases[0], cases[1], cases[3], cases[10], cases[11]]) {
 }
 
 t.test('finite differences, both strategies', (t) => {
-  for (const c of [cases[1], cases[3], cases[6], cases[11]]) {
+  for (const c of [cases[1], cases[3], cases[6], cases[14]]) {
     const strategies = (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix'] as const) : (['chunked'] as const);
     for (const strategy of strategies) {
       const ins = inputs(c, 5);

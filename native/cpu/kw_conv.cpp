@@ -8,6 +8,8 @@
 //   per-sample path of cpu/conv.cpp, run single-threaded inside our loop). Backward recomputes
 //   the chunk's kernels, takes dx and dW_chunk from conv_kernels, then dα = dW·Eᵀ and
 //   dE += αᵀ·dW per chunk into per-thread partials. Cost ≈ 2·B·m·cell·(n + L) per pass.
+//   With a large warehouse (E over 4 MB) the chunk is also tiled over cell rows (CellTiled):
+//   no sample's whole kernel is ever assembled, each tile convolves straight from L2.
 // InputMix (groups = 1): with cell slot (s, o, i) covering output rows o·co.., input channels
 //   i·ci.. and kernel taps s·ck.., the layer is
 //     y[b, o·co+c, l] = Σ_j Σ_(d,e) E[j, c, (d,e)] · V_o[b, j, (d,e), l],
@@ -29,12 +31,11 @@
 namespace kw {
 
 // Per-sample FLOP counts of one forward pass (the backward is about three of them for both).
-// Chunked's assembly GEMM has an inner dimension of only n and streams all of E per chunk, so
-// once E outgrows the caches it runs well below GEMM speed: its FLOPs are weighted by 1.5 past
-// 1 MB of cells and by 2 past 4 MB. InputMix runs large well-shaped GEMMs over the whole batch
-// and wins up to 1.5× the (weighted) FLOPs. Both weights and the margin are from measurements of
-// KW-ResNet-18's layers at 32×32 (B 64) and 224×224 (B 16) on 2 cores; each call agreed with the
-// faster strategy there.
+// Chunked's assembly GEMM has an inner dimension of only n and streams E per chunk, so once E
+// outgrows L2 (1 MB) it runs well below GEMM speed: its FLOPs are weighted by 1.5 there.
+// InputMix runs large well-shaped GEMMs over the whole batch and wins up to 1.5× the (weighted)
+// FLOPs. The weight and the margin are from measurements of KW-ResNet-18's layers at 32×32
+// (B 64) and 224×224 (B 16) on 2 cores; each call agreed with the faster strategy there.
 KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested) {
   const bool mix_ok = g.groups == 1;
   if (requested == KwConvStrategy::InputMix && mix_ok) return requested;
@@ -43,7 +44,7 @@ KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, 
   const double L = double(g.out_spatial()), n = double(a.cells), m = double(a.mixtures);
   const double cc = double(a.ci * a.ck), co = double(a.co), goc = double(a.goc), cell = double(a.cell_size());
   const double e_floats = n * cell;
-  const double weight = e_floats <= double(1 << 18) ? 1.0 : e_floats <= double(1 << 20) ? 1.5 : 2.0;
+  const double weight = e_floats <= double(1 << 18) ? 1.0 : 1.5;
   const double chunked = m * cell * (n * weight + L);
   const double mix = L * n * cc * (m + goc * co);
   return mix < 1.5 * chunked ? KwConvStrategy::InputMix : KwConvStrategy::Chunked;
@@ -367,6 +368,129 @@ struct Chunked {
   }
 };
 
+// Chunked for large warehouses (groups = 1, E over 4 MB, e.g. KW-ResNet-18's 512×512 cells at
+// 224×224): a sample's kernel is MBs, so assembling it whole writes it to memory and reads it
+// back, and E streams through once per chunk anyway. Instead loop over tiles of ct cell rows:
+// T_ct = α_chunk·E[:, tile] stays in L2, and each cell slot's rows convolve straight from it,
+// y_b[o·co + tile] += T_ct[b, slot] [ct, cc] · col_b[slot block] [cc, L]. No whole kernel exists.
+struct CellTiled {
+  const KwAssemblyDims& a;
+  const ConvGeometry& g;
+  Taps taps;
+  int64_t G, chunks, ct, cc, L, Kp, colsz, xb, yb;
+  CellTiled(const KwAssemblyDims& ad, const ConvGeometry& geo, int64_t cap) : a(ad), g(geo), taps(geo, ad, false) {
+    cc = a.ci * a.ck;
+    L = g.out_spatial();
+    Kp = g.in_per_group() * g.kernel_size();
+    colsz = Kp * L;
+    ct = std::clamp<int64_t>((int64_t(1) << 15) / std::max<int64_t>(1, cc), 1, a.co);
+    const int64_t threads = num_threads(), per_thread = (a.batch + threads - 1) / threads;
+    // Samples per chunk: their columns (and column gradients) within about 4 MB each.
+    G = std::max<int64_t>(1, std::min<int64_t>(per_thread, (int64_t(1) << 20) / std::max<int64_t>(1, colsz)));
+    if (cap > 0) G = std::min(G, cap);
+    chunks = (a.batch + G - 1) / G;
+    xb = x_stride(g);
+    yb = y_stride(g);
+  }
+  static bool applies(const KwAssemblyDims& a, const ConvGeometry& g) {
+    return g.groups == 1 && a.cells * a.cell_size() > (int64_t(1) << 20);
+  }
+
+  template <typename F>
+  static void over(int64_t items, F&& fn) {
+    if (items == 1) return fn(int64_t(0), int64_t(1));
+    parallel_for(items, 1, fn);
+  }
+
+  // Calls fn(slot, s·gic + i, o) for every cell slot.
+  template <typename F>
+  void slots(F&& fn) const {
+    for (int64_t s = 0; s < a.gs; s++)
+      for (int64_t o = 0; o < a.goc; o++)
+        for (int64_t i = 0; i < a.gic; i++) fn((s * a.goc + o) * a.gic + i, s * a.gic + i, o);
+  }
+
+  void forward(const float* x, const float* alpha, const float* cells, const float* bias, float* y) const {
+    const int64_t m = a.mixtures, n = a.cells, cell = a.cell_size(), O = g.out_channels;
+    over(chunks, [&](int64_t lo, int64_t hi) {
+      StoragePtr col = scratch(G * colsz), T = scratch(G * m * ct * cc);
+      for (int64_t c = lo; c < hi; c++) {
+        const int64_t b0 = c * G, nb = std::min(G, a.batch - b0);
+        for (int64_t b = 0; b < nb; b++) {
+          taps.im2col(x + (b0 + b) * xb, col->as<float>() + b * colsz);
+          float* yp = y + (b0 + b) * yb;
+          for (int64_t o = 0; o < O; o++) std::fill(yp + o * L, yp + (o + 1) * L, bias ? bias[o] : 0.f);
+        }
+        for (int64_t c0 = 0; c0 < a.co; c0 += ct) {
+          const int64_t c1 = std::min(a.co, c0 + ct), w = (c1 - c0) * cc;
+          float* Tp = T->as<float>();
+          gemm_kernels.gemm(false, false, nb * m, w, n, 1.f, alpha + b0 * m * n, n, cells + c0 * cc, cell, 0.f, Tp, w);
+          for (int64_t b = 0; b < nb; b++)
+            slots([&](int64_t slot, int64_t block, int64_t o) {
+              gemm_kernels.gemm(false, false, c1 - c0, L, cc, 1.f, Tp + (b * m + slot) * w, cc,
+                                col->as<float>() + b * colsz + block * cc * L, L, 1.f,
+                                y + (b0 + b) * yb + (o * a.co + c0) * L, L);
+            });
+        }
+      }
+    });
+  }
+
+  void backward(const float* dy, const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
+                float* dcells) const {
+    const int64_t m = a.mixtures, n = a.cells, cell = a.cell_size();
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads(), chunks));
+    std::vector<StoragePtr> partial(size_t(dcells ? parts - 1 : 0));
+    for (auto& p : partial) p = scratch(n * cell);
+    over(parts, [&](int64_t lo, int64_t hi) {
+      StoragePtr col = scratch(G * colsz), dcol = dx ? scratch(G * colsz) : nullptr;
+      StoragePtr T = scratch(G * m * ct * cc), dT = scratch(G * m * ct * cc);
+      for (int64_t part = lo; part < hi; part++) {
+        const int64_t k0 = part * chunks / parts, k1 = (part + 1) * chunks / parts;
+        float* acc = dcells ? (part == 0 ? dcells : partial[size_t(part - 1)]->as<float>()) : nullptr;
+        for (int64_t k = k0; k < k1; k++) {
+          const int64_t b0 = k * G, nb = std::min(G, a.batch - b0);
+          for (int64_t b = 0; b < nb; b++) taps.im2col(x + (b0 + b) * xb, col->as<float>() + b * colsz);
+          if (dx) std::memset(dcol->as<float>(), 0, size_t(nb * colsz) * sizeof(float));
+          for (int64_t c0 = 0; c0 < a.co; c0 += ct) {
+            const int64_t c1 = std::min(a.co, c0 + ct), w = (c1 - c0) * cc;
+            float *Tp = T->as<float>(), *dTp = dT->as<float>();
+            if (dx)
+              gemm_kernels.gemm(false, false, nb * m, w, n, 1.f, alpha + b0 * m * n, n, cells + c0 * cc, cell, 0.f,
+                                Tp, w);
+            for (int64_t b = 0; b < nb; b++)
+              slots([&](int64_t slot, int64_t block, int64_t o) {
+                const float* dyr = dy + (b0 + b) * yb + (o * a.co + c0) * L;
+                const int64_t cb = b * colsz + block * cc * L;
+                // dT[b, slot] = dY_b[tile rows] · col_b[block]ᵀ; dcol_b[block] += T[b, slot]ᵀ · dY_b[tile rows]
+                gemm_kernels.gemm(false, true, c1 - c0, cc, L, 1.f, dyr, L, col->as<float>() + cb, L, 0.f,
+                                  dTp + (b * m + slot) * w, cc);
+                if (dx)
+                  gemm_kernels.gemm(true, false, cc, L, c1 - c0, 1.f, Tp + (b * m + slot) * w, cc, dyr, L, 1.f,
+                                    dcol->as<float>() + cb, L);
+              });
+            if (dalpha)  // dα_chunk += dT · E[:, tile]ᵀ
+              gemm_kernels.gemm(false, true, nb * m, n, w, 1.f, dTp, w, cells + c0 * cc, cell, c0 ? 1.f : 0.f,
+                                dalpha + b0 * m * n, n);
+            if (acc)  // dE[:, tile] (+)= α_chunkᵀ · dT
+              gemm_kernels.gemm(true, false, n, w, nb * m, 1.f, alpha + b0 * m * n, n, dTp, w, k == k0 ? 0.f : 1.f,
+                                acc + c0 * cc, cell);
+          }
+          if (dx)
+            for (int64_t b = 0; b < nb; b++) taps.col2im(dcol->as<float>() + b * colsz, dx + (b0 + b) * xb);
+        }
+      }
+    });
+    if (!dcells || parts == 1) return;
+    parallel_for(n * cell, 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (const auto& p : partial) {
+        const float* v = p->as<float>();
+        for (int64_t k = lo; k < hi; k++) dcells[k] += v[k];
+      }
+    });
+  }
+};
+
 // ---------------------------------------------------------------- input mix
 
 struct Mix {
@@ -523,6 +647,7 @@ void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy
                   const float* alpha, const float* cells, const float* bias, float* y) {
   if (g.batch == 0) return;
   if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix) return Mix(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
+  if (CellTiled::applies(a, g)) return CellTiled(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
   Chunked(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
 }
 
@@ -534,6 +659,8 @@ void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrateg
   if (!dx && !dalpha && !dcells) return;
   if (kw_conv_strategy(a, g, s) == KwConvStrategy::InputMix)
     return Mix(a, g, samples_per_chunk).backward(dy, x, alpha, cells, dx, dalpha, dcells);
+  if (CellTiled::applies(a, g))
+    return CellTiled(a, g, samples_per_chunk).backward(dy, x, alpha, cells, dx, dalpha, dcells);
   Chunked(a, g, samples_per_chunk).backward(dy, x, alpha, cells, dx, dalpha, dcells);
 }
 
