@@ -4,17 +4,19 @@
 // never materialised, and nothing but x, α and E is kept for the backward.
 //
 // Chunked: threads take chunks of a few samples; a chunk's kernels are assembled into
-//   per-thread scratch (small enough for L2/L3) and convolved there by conv_kernels (the
-//   per-sample path of cpu/conv.cpp, run single-threaded inside our loop). Backward recomputes
-//   the chunk's kernels, takes dx and dW_chunk from conv_kernels, then dα = dW·Eᵀ and
-//   dE += αᵀ·dW per chunk into per-thread partials. Cost ≈ 2·B·m·cell·(n + L) per pass.
-//   With a large warehouse (E over 4 MB) the chunk is also tiled over cell rows (CellTiled):
-//   no sample's whole kernel is ever assembled, each tile convolves straight from L2.
+//   per-thread scratch (about half the L3) and convolved there, then discarded. With groups = 1
+//   the kernels are written tap-major (row copies from α·E) and each sample's conv is one GEMM
+//   over tap-major columns in L2-sized tiles; grouped/depthwise layers use upstream's layout and
+//   the per-sample path of cpu/conv.cpp (run single-threaded inside our loop). Backward
+//   recomputes the chunk's kernels, takes dx and dW_chunk, then dα = dW·Eᵀ and dE += αᵀ·dW per
+//   chunk into per-thread partials. Cost ≈ 2·B·m·cell·(n + L) per pass.
+//   With a large warehouse (groups = 1, E over 4 MB) the chunk is also tiled over cell rows
+//   (CellTiled): no sample's whole kernel is ever assembled, each tile convolves from L2.
 // InputMix (groups = 1): with cell slot (s, o, i) covering output rows o·co.., input channels
 //   i·ci.. and kernel taps s·ck.., the layer is
 //     y[b, o·co+c, l] = Σ_j Σ_(d,e) E[j, c, (d,e)] · V_o[b, j, (d,e), l],
 //     V_o[b, j, (d,e), l] = Σ_(s,i) α[b, (s,o,i), j] · col_b[(s,i), (d,e), l]
-//   with col_b a tap-major im2col. Mixing the input costs 2·B·m·n·ci·ck·L and the product with
+//   with col_b an im2col grouped by cell slot. Mixing the input costs 2·B·m·n·ci·ck·L and the product with
 //   E 2·B·L·out·n·ci·ck: no m factor, so at small L (late ResNet stages) it is up to gs·gic
 //   times cheaper than assembling, and the E GEMMs run over all B·L columns at once.
 //   Backward: dE_j += dY_o·V_ojᵀ, dV_oj = E_jᵀ·dY_o, dα_bo = col_b·dV_boᵀ, dcol_b = Σ_o α_bo·dV_bo;
