@@ -154,4 +154,20 @@ export interface Binding {
   kwAssemble(alpha: Storage, cells: Storage, dims: number[]): Storage;
   kwAssembleBackward(dweight: Storage, alpha: Storage, cells: Storage, dims: number[], needAlpha: boolean,
       needCells: boolean): [Storage | null, Storage | null];
+  // The fused KW convolution (native/binding/kw_conv.cpp): y = conv(x, kwAssemble(alpha, cells)) + bias
+  // without materialising the per-sample kernels. dims: the assembly dims above; kernelSize, stride,
+  // dilation: one entry per spatial dim of x; padding: one per dim or 2·dims (all before, then all
+  // after). strategy: 0 auto (cost model), 1 chunked, 2 input mix (groups = 1 only).
+  // samplesPerChunk: a cap on the samples the kernels block together (0: their own choice).
+  kwConvForward(x: Storage, alpha: Storage, cells: Storage, bias: Storage | null, xShape: number[], dims: number[],
+      kernelSize: number[], stride: number[], padding: number[], dilation: number[], groups: number,
+      strategy: number, samplesPerChunk: number): Storage;
+  /** → [dx, dalpha, dcells, dbias], each null unless asked for. */
+  kwConvBackward(dy: Storage, x: Storage, alpha: Storage, cells: Storage, xShape: number[], dims: number[],
+      kernelSize: number[], stride: number[], padding: number[], dilation: number[], groups: number,
+      strategy: number, samplesPerChunk: number, needDx: boolean, needDalpha: boolean, needDcells: boolean,
+      needDbias: boolean): [Storage | null, Storage | null, Storage | null, Storage | null];
+  /** The strategy the kernels run for these arguments: 1 chunked, 2 input mix. */
+  kwConvStrategy(xShape: number[], dims: number[], kernelSize: number[], stride: number[], padding: number[],
+      dilation: number[], groups: number, strategy: number): number;
 }

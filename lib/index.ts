@@ -15,6 +15,7 @@ export * from './ops/pool';
 export * from './ops/loss';
 export * from './ops/dropout';
 export * from './ops/kw';
+export * from './ops/kw_conv';
 export * from './nn/module';
 export * from './nn/layers';
 export * from './kw';

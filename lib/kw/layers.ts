@@ -1,10 +1,10 @@
 // KW layers (upstream's KWConv1d/2d/3d and KWLinear): no weight of their own; each forward
-// computes the attention α, assembles per-sample kernels from the shared warehouse, and runs
-// the per-sample convolution. Created by WarehouseManager.reserve(), usable after allocate().
+// computes the attention α and runs the fused KW convolution (kwConv) over the shared
+// warehouse. Created by WarehouseManager.reserve(), usable after allocate().
 import { ArgumentError } from '../errors';
 import { Layer, Module } from '../nn/module';
-import { convNd } from '../ops/conv';
 import { kwAssemble } from '../ops/kw';
+import { kwConv } from '../ops/kw_conv';
 import { reshape, transpose } from '../ops/layout';
 import type { Generator } from '../random';
 import { Tensor, zeros } from '../tensor';
@@ -70,9 +70,17 @@ export class KWConvNd extends Module implements Layer {
     if (!(x instanceof Tensor) || x.ndim !== s.dimension + 2 || x.shape[1] !== s.inPlanes)
       throw new ArgumentError(`KWConv${s.dimension}d.forward`, 'x',
         `a [B, ${s.inPlanes}, ...${s.dimension} spatial dims] tensor`, x);
-    const w = this.kernels(x);
-    const y = convNd(x, w, this.bias, { stride: s.stride, padding: s.padding, dilation: s.dilation, groups: s.groups });
-    w.dispose();
+    const plan = this.plan;
+    const alpha = this.attention!.forward(x);
+    // The fused op: per-sample kernels are assembled in cache-sized chunks (or never, for
+    // layers with few output positions) instead of B full kernels kept alive for backward.
+    const y = kwConv(x, alpha, this.source.cells(plan.warehouseIndex), this.bias, {
+      groupsSpatial: plan.grid.groupsSpatial,
+      groupsOutChannel: plan.grid.groupsOutChannel,
+      groupsInChannel: plan.grid.groupsInChannel,
+      kernelSize: s.kernelSize,
+    }, { stride: s.stride, padding: s.padding, dilation: s.dilation, groups: s.groups });
+    alpha.dispose(); // the graph keeps its own reference
     return y;
   }
 }

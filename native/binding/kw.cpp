@@ -1,6 +1,7 @@
 // N-API glue for the KernelWarehouse kernels: the fused attention head and the cell assembly.
 // Every tensor's size is checked against the dimensions before a kernel touches memory.
 #include "binding/napi_util.h"
+#include "binding/kw_args.h"
 #include "binding/register.h"
 
 namespace kw::binding {
@@ -159,6 +160,8 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   return out;
 }
 
+}  // namespace
+
 // dims = [B, m, n, gs, goc, gic, co, ci, ck]
 KwAssemblyDims arg_assembly_dims(const Napi::CallbackInfo& info, size_t i) {
   Shape v = arg_dims(info, i, 9, "[batch, mixtures, cells, gs, goc, gic, co, ci, ck]");
@@ -173,6 +176,8 @@ KwAssemblyDims arg_assembly_dims(const Napi::CallbackInfo& info, size_t i) {
   numel({d.batch, d.goc, d.co, d.gic, d.ci, d.gs, d.ck});
   return d;
 }
+
+namespace {
 
 // kwAssemble(alpha, cells, dims) → weight [B, goc·co, gic·ci, gs·ck]
 Napi::Value Assemble(const Napi::CallbackInfo& info) {
@@ -213,6 +218,7 @@ void RegisterKw(Napi::Env env, Napi::Object exports) {
   export_fn<AttentionBackward>(env, exports, "kwAttentionBackward");
   export_fn<Assemble>(env, exports, "kwAssemble");
   export_fn<AssembleBackward>(env, exports, "kwAssembleBackward");
+  RegisterKwConv(env, exports);
 }
 
 }  // namespace kw::binding

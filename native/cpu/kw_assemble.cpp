@@ -57,6 +57,13 @@ void relayout(const KwAssemblyDims& d, float* T, float* W) {
 
 }  // namespace
 
+void relayout_to_kernel(const KwAssemblyDims& d, const float* T, float* W) {
+  relayout<true>(d, const_cast<float*>(T), W);
+}
+void relayout_from_kernel(const KwAssemblyDims& d, const float* W, float* T) {
+  relayout<false>(d, T, const_cast<float*>(W));
+}
+
 void assemble_forward(const KwAssemblyDims& d, const float* alpha, const float* cells, float* weight) {
   const int64_t m = d.mixtures, n = d.cells, cell = d.cell_size(), wsize = d.weight_size();
   const int64_t G = chunk_samples(d), chunks = (d.batch + G - 1) / G;

@@ -1,4 +1,4 @@
-// The CPU KernelWarehouse kernels, defined in kw_attention.cpp and kw_assemble.cpp and
+// The CPU KernelWarehouse kernels, defined in kw_attention.cpp, kw_assemble.cpp and kw_conv.cpp and
 // gathered into cpu::kw_kernels by kw.cpp.
 #pragma once
 #include "core/kernels/kw.h"
@@ -12,5 +12,17 @@ void attention_backward(const KwAttentionDims& d, const float* dalpha, const KwA
 void assemble_forward(const KwAssemblyDims& d, const float* alpha, const float* cells, float* weight);
 void assemble_backward(const KwAssemblyDims& d, const float* dweight, const float* alpha, const float* cells,
                        float* dalpha, float* dcells);
+void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                  const float* x,
+                  const float* alpha, const float* cells, const float* bias, float* y);
+void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                   const float* dy,
+                   const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
+                   float* dcells, float* dbias);
+
+// Moves one sample between the product layout T [gs, goc, gic | co, ci, ck] (rows of α_b·E) and
+// the kernel layout W [goc·co, gic·ci, gs·ck]; to_kernel picks the direction.
+void relayout_to_kernel(const KwAssemblyDims& d, const float* T, float* W);
+void relayout_from_kernel(const KwAssemblyDims& d, const float* W, float* T);
 
 }  // namespace kw::cpu::kwk

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/kernels/conv.h"
 #include "core/shape.h"
 
 namespace kw {
@@ -90,6 +91,16 @@ struct KwAssemblyDims {
   int64_t weight_size() const { return goc * co * gic * ci * gs * ck; }  // one sample's kernel
 };
 
+// The fused KW convolution y = conv(x, W_b) with W_b = α_b·E never materialises the batch of
+// kernels. Strategies (cpu/kw_conv.cpp): Chunked assembles a few samples' kernels at a time into
+// per-thread scratch and convolves them; InputMix (groups = 1) mixes the input columns with α
+// first, V_b = α_bᵀ·col_b, then y = Σ_j E_j·V_j over the whole batch: cheaper when the layer has
+// few output positions. Auto picks by the FLOP cost model (kw_conv_strategy).
+enum class KwConvStrategy : int { Auto = 0, Chunked = 1, InputMix = 2 };
+
+// The strategy Auto resolves to (or the requested one when it is applicable).
+KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested);
+
 struct KwKernels {
   // α [B·m, n] and the workspace (KwAttentionWorkspace(d).total floats) from x [B, C, S].
   void (*attention_forward)(const KwAttentionDims& d, const float* x, const KwAttentionParams& p,
@@ -101,6 +112,18 @@ struct KwKernels {
   // dalpha = gather(dW)·Eᵀ and dcells = Σ_b α_bᵀ·gather(dW_b); either output may be null.
   void (*assemble_backward)(const KwAssemblyDims& d, const float* dweight, const float* alpha,
                             const float* cells, float* dalpha, float* dcells);
+  // y [B, out, out...] = conv(x, assemble(α, cells)) + bias; g has per_sample_weight set and
+  // out = goc·co, in/groups = gic·ci, kernel size = gs·ck. bias may be null. samples_per_chunk
+  // caps the samples the kernels block together (0: their own choice; tests use small caps to
+  // reach the multi-chunk paths with small tensors).
+  void (*conv_forward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                  const float* x,
+                       const float* alpha, const float* cells, const float* bias, float* y);
+  // Gradients from dy, each overwritten; a null output means not wanted.
+  void (*conv_backward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
+                   const float* dy,
+                        const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
+                        float* dcells, float* dbias);
 };
 
 }  // namespace kw
