@@ -29,6 +29,19 @@ export interface BuildInfo {
   cuda: boolean;
 }
 
+/** A communication library opened by commOpen (native/comm/comm_api.h). */
+export interface CommLibrary {
+  name: 'mpi' | 'nccl';
+  version: string;
+}
+export interface CommWorld {
+  rank: number;
+  size: number;
+  /** This rank among the ranks on its machine, and how many share the machine. */
+  localRank: number;
+  localSize: number;
+}
+
 export interface Binding {
   // storage (native/binding/storage.cpp)
   zeros(dtype: NativeDType, numel: number): Storage;
@@ -154,4 +167,17 @@ export interface Binding {
   kwAssemble(alpha: Storage, cells: Storage, dims: number[]): Storage;
   kwAssembleBackward(dweight: Storage, alpha: Storage, cells: Storage, dims: number[], needAlpha: boolean,
       needCells: boolean): [Storage | null, Storage | null];
+
+  // data-parallel communication (native/binding/comm.cpp over native/comm/*.so, opened at run time)
+  commOpen(path: string): CommLibrary;
+  commInit(): CommWorld;
+  /** In-place float32 sum (or average) over all ranks, packed into buckets of bucketElems floats. */
+  commAllreduce(storages: Storage[], average: boolean, bucketElems: number): void;
+  commBroadcast(storages: Storage[], root: number): void;
+  commBroadcastBytes(bytes: Uint8Array, root: number): void;
+  commAllgather(s: Storage, worldSize: number): Storage;
+  commGather(s: Storage, root: number, worldSize: number, isRoot: boolean): Storage;
+  commBarrier(): void;
+  commFinalize(): void;
+  commAbort(code: number, message: string): never;
 }
