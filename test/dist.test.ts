@@ -200,6 +200,22 @@ function smallIdx(): string {
   return dir;
 }
 
+/** Processes whose parent is pid (from /proc: no dependency on ps). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]); // after "comm) state"
+      if (ppid === pid) out.push(Number(e));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 const recipe = (data: string, out: string, epochs: number) => [
   '--model', 'kw_resnet_mini', '--data_set', 'IDX', '--data_path', data, '--input_size', '28', '--crop_padding', '0',
   '--epochs', String(epochs), '--batch_size', '16', '--opt', 'sgd', '--lr', '0.05', '--warmup_epochs', '0', '--smoothing', '0',
@@ -227,9 +243,7 @@ t.test('kw-train under mpirun -np 2: rank 0 alone prints and writes; a killed ra
     onOutput: (_, child) => {
       if (killed || !fs.existsSync(path.join(out2, 'checkpoint-0.safetensors'))) return;
       // kw-train (our child) → mpirun → the ranks
-      const kids = (pid: number) =>
-        cp.spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).stdout.trim().split(/\s+/).filter(Boolean).map(Number);
-      const ranks = kids(child.pid!).flatMap(kids);
+      const ranks = childrenOf(child.pid!).flatMap(childrenOf);
       if (ranks.length < 2) return;
       killed = Math.max(...ranks); // started second: rank 1
       process.kill(killed, 'SIGKILL');
