@@ -18,7 +18,6 @@ namespace {
 
 ncclComm_t comm = nullptr;
 cudaStream_t stream = nullptr;
-int world = 1;
 
 bool on_device(const void* p) {
   cudaPointerAttributes a{};
@@ -45,7 +44,6 @@ int sync(char* err, int errlen) { return cuda_report(cudaStreamSynchronize(strea
 
 int init(int* rank, int* size, int* local_rank, int* local_size, char* err, int errlen) {
   if (kw_comm_mpi_api()->init(rank, size, local_rank, local_size, err, errlen)) return 1;
-  world = *size;
   if (comm) return 0;
   int devices = 0;
   if (cuda_report(cudaGetDeviceCount(&devices), "cudaGetDeviceCount", err, errlen)) return 1;
