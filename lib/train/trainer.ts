@@ -376,7 +376,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       lossCount++;
       dataIterStep++;
       const elapsed = (Date.now() - t0) / 1000;
-      const rate = images / Math.max(elapsed, 1e-9);
+      const rate = (images * world.size) / Math.max(elapsed, 1e-9); // all ranks together
       const eta = ((itersPerEpoch - dataIterStep) * elapsed) / dataIterStep;
       progress.update(
         `${label}epoch ${epoch + 1}/${args.epochs} [${dataIterStep}/${itersPerEpoch}] loss ${(lossSum / lossCount).toFixed(4)}` +
