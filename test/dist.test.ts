@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { epochOrder } from '../lib/data/loader';
 import { DistributedSampler } from '../lib/dist/sampler';
-import { commLibraryPath, launcherEnv, World } from '../lib/dist/world';
+import { commLibraryPath, initDistributed, launcherEnv, World } from '../lib/dist/world';
 import { mpirunArgs, withoutNproc, findMpirun } from '../lib/cli/launch';
 import { encodeIdx, loadIdxDataset } from '../lib/data/idx';
 import { BUNDLED_DATA } from '../lib/cli/datasets';
@@ -94,6 +94,18 @@ t.test('the addon does not link MPI; a missing communication library is a clean 
   if (ldd.status === 0) t.notMatch(ldd.stdout, /libmpi/, 'no libmpi among the addon\'s dependencies');
   t.throws(() => native.commOpen('/nonexistent/libkw_comm_mpi.so'), /cannot open the communication library \/nonexistent/);
   t.throws(() => native.commAllreduce([], false, 16), /no communication library is open/);
+});
+
+t.test('started by mpirun on a build without the MPI library: an error that says how to fix it', async (t) => {
+  const keys = ['OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE', 'KW_COMM_LIB'] as const;
+  const saved = keys.map((k) => process.env[k]);
+  Object.assign(process.env, { OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '2', KW_COMM_LIB: '/nonexistent/libkw_comm_mpi.so' });
+  try {
+    t.throws(() => initDistributed(), /rank 1 of 2, but this build has no libkw_comm_mpi\.so .*apt-get install libopenmpi-dev/);
+  } finally {
+    keys.forEach((k, i) => (saved[i] === undefined ? delete process.env[k] : (process.env[k] = saved[i])));
+  }
+  t.equal(launcherEnv(), null, 'environment restored');
 });
 
 // --- under mpirun -------------------------------------------------------------------------
