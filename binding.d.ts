@@ -175,8 +175,10 @@ export interface Binding {
   commAllreduce(storages: Storage[], average: boolean, bucketElems: number): void;
   commBroadcast(storages: Storage[], root: number): void;
   commBroadcastBytes(bytes: Uint8Array, root: number): void;
-  commAllgather(s: Storage, worldSize: number): Storage;
-  commGather(s: Storage, root: number, worldSize: number, isRoot: boolean): Storage;
+  /** Every rank's floats in rank order (all ranks must pass the same length). */
+  commAllgather(s: Storage): Storage;
+  /** As commAllgather on rank root; an empty storage on the others. */
+  commGather(s: Storage, root: number): Storage;
   commBarrier(): void;
   commFinalize(): void;
   commAbort(code: number, message: string): never;

@@ -171,6 +171,10 @@ t.test('collectives on 2 ranks', { skip: skip ?? false }, async (t) => {
     t.same(x.json, { from: 'rank0', list: [1, 2, 3] });
     t.same(x.allgather, [0, 0, 1, 10]);
     t.same(x.gather, x.rank === 0 ? [0.5, 1.5] : [], 'gathered on rank 0 only');
+    t.match(x.errors.notStorage, /'storages\[1\]' must be a storage handle/);
+    t.match(x.errors.int32, /'storages\[0\]' must be float32/);
+    t.match(x.errors.notBytes, /'bytes' must be a Uint8Array/);
+    t.match(x.errors.badRoot, /'root' must be a rank below the world size \(2\), got 7/);
   }
 });
 

@@ -17,6 +17,9 @@ namespace {
 
 const KwCommApi* api = nullptr;
 bool started = false;
+// from commInit: they size gather outputs and bound roots (never taken from JS, where a wrong
+// value would let MPI write past the output)
+int world_size = 1, world_rank = 0;
 char err[512];
 
 const KwCommApi& need(const char* fn, bool init = true) {
@@ -43,7 +46,9 @@ std::vector<StoragePtr> arg_storages(const Napi::CallbackInfo& info, size_t i, c
 }
 
 int arg_root(const Napi::CallbackInfo& info, size_t i) {
-  return int(arg_int(info, i, "root", 0, INT32_MAX));
+  int64_t root = arg_int(info, i, "root", 0, INT32_MAX);
+  KW_CHECK(root < world_size, "'root' must be a rank below the world size (", world_size, "), got ", root);
+  return int(root);
 }
 
 // commOpen(path) → { name, version }: dlopen RTLD_GLOBAL because Open MPI's own plugins
@@ -71,6 +76,8 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   int rank = 0, size = 1, local_rank = 0, local_size = 1;
   check_rc(a.init(&rank, &size, &local_rank, &local_size, err, sizeof err));
   started = true;
+  world_size = size;
+  world_rank = rank;
   auto o = Napi::Object::New(info.Env());
   o.Set("rank", rank);
   o.Set("size", size);
@@ -88,7 +95,7 @@ Napi::Value Allreduce(const Napi::CallbackInfo& info) {
   auto ss = arg_storages(info, 0, "storages");
   bool average = arg_bool(info, 1, "average");
   int64_t cap = arg_int(info, 2, "bucketElems", 1, int64_t(1) << 32);
-  for (auto& s : ss) check_float(s, "storages[i]");
+  for (size_t k = 0; k < ss.size(); k++) check_float(ss[k], ("storages[" + std::to_string(k) + "]").c_str());
   std::vector<float> bucket;
   std::vector<StoragePtr> members;
   auto flush = [&]() {
@@ -137,25 +144,24 @@ Napi::Value BroadcastBytes(const Napi::CallbackInfo& info) {
 }
 
 // commAllgather(storage) → a storage of size·numel floats, rank r's values at r·numel.
+// Every rank must pass the same numel (MPI cannot check that for us).
 Napi::Value Allgather(const Napi::CallbackInfo& info) {
   const KwCommApi& a = need("commAllgather");
   auto s = arg_storage(info, 0, "storage");
   check_float(s, "storage");
-  int64_t size = arg_int(info, 1, "worldSize", 1, INT32_MAX);
-  auto out = new_storage(DType::F32, s->numel * size);
+  auto out = new_storage(DType::F32, s->numel * world_size);
   check_rc(a.allgather_f32(s->as<float>(), s->numel, out->as<float>(), err, sizeof err));
   return wrap(info.Env(), out);
 }
 
-// commGather(storage, root, worldSize) → on root as allgather; elsewhere an empty storage.
+// commGather(storage, root) → on root as allgather; elsewhere an empty storage.
 Napi::Value Gather(const Napi::CallbackInfo& info) {
   const KwCommApi& a = need("commGather");
   auto s = arg_storage(info, 0, "storage");
   check_float(s, "storage");
   int root = arg_root(info, 1);
-  int64_t size = arg_int(info, 2, "worldSize", 1, INT32_MAX);
-  bool is_root = info.Length() > 3 && arg_bool(info, 3, "isRoot");
-  auto out = new_storage(DType::F32, is_root ? s->numel * size : 0);
+  bool is_root = world_rank == root;
+  auto out = new_storage(DType::F32, is_root ? s->numel * world_size : 0);
   check_rc(a.gather_f32(s->as<float>(), s->numel, is_root ? out->as<float>() : nullptr, root, err, sizeof err));
   return wrap(info.Env(), out);
 }
