@@ -9,8 +9,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { epochOrder } from '../lib/data/loader';
-import { DistributedSampler } from '../lib/dist/sampler';
-import { commLibraryPath, initDistributed, launcherEnv, World } from '../lib/dist/world';
+import { DistributedSampler } from '../lib/distributed/sampler';
+import { commLibraryPath, initDistributed, launcherEnv, World } from '../lib/distributed/world';
 import { mpirunArgs, withoutNproc, findMpirun } from '../lib/cli/launch';
 import { encodeIdx, loadIdxDataset } from '../lib/data/idx';
 import { BUNDLED_DATA } from '../lib/cli/datasets';
@@ -115,7 +115,7 @@ function skipReason(): string | null {
   if (!fs.existsSync(commLibraryPath())) return `${commLibraryPath()} was not built (install libopenmpi-dev and run npx cmake-js compile)`;
   if (!fs.existsSync(cli)) return `${cli} is not built (run: npx tsc -p tsconfig.json)`;
   const built = fs.statSync(cli).mtimeMs;
-  for (const dir of ['lib/dist', 'lib/train', 'lib/cli', 'lib/data'])
+  for (const dir of ['lib/distributed', 'lib/train', 'lib/cli', 'lib/data'])
     for (const f of fs.readdirSync(path.join(root, dir)))
       if (fs.statSync(path.join(root, dir, f)).mtimeMs > built) return `${dir}/${f} is newer than dist/ (run: npx tsc -p tsconfig.json)`;
   return null;

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { native, packageRoot } from '../native';
-import { commLibraryPath } from '../dist/world';
+import { commLibraryPath } from '../distributed/world';
 import { findMpirun } from './launch';
 
 export function doctorReport(): Record<string, unknown> {

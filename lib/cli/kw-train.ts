@@ -7,7 +7,7 @@ import { Args, helpText, parseArgs } from './args';
 import { buildDatasets, buildLoaders } from './datasets';
 import { printDoctor } from './doctor';
 import { relaunch } from './launch';
-import { getWorld, initDistributed, launcherEnv, World } from '../dist/world';
+import { getWorld, initDistributed, launcherEnv, World } from '../distributed/world';
 import { printSummary } from './summary';
 import { createModelFromArgs } from '../models/registry';
 import { Generator } from '../random';

@@ -31,7 +31,7 @@ export function mpirunArgs(n: number, script: string, argv: string[]): string[] 
   const a = ['-np', String(n)];
   if (n > os.cpus().length) a.push('--oversubscribe');
   if (process.getuid?.() === 0) a.push('--allow-run-as-root');
-  // each rank sizes its thread pool to its share of the cores (lib/dist/world.ts): no pinning
+  // each rank sizes its thread pool to its share of the cores (lib/distributed/world.ts): no pinning
   a.push('--bind-to', 'none');
   return [...a, process.execPath, ...process.execArgv, script, ...withoutNproc(argv)];
 }

@@ -3,7 +3,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import type { DistributedSampler } from '../dist/sampler';
+import type { DistributedSampler } from '../distributed/sampler';
 import { ArgumentError } from '../errors';
 import { tensor, Tensor } from '../tensor';
 import { AugmentSpec } from './augment';

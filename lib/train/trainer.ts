@@ -5,8 +5,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { noGrad } from '../autograd';
 import { DataLoader } from '../data/loader';
-import { averageGradients, broadcastModule } from '../dist/ddp';
-import { World } from '../dist/world';
+import { averageGradients, broadcastModule } from '../distributed/ddp';
+import { World } from '../distributed/world';
 import { updateTemperature } from '../kw/manager';
 import { KWAttention } from '../kw/attention';
 import { Module } from '../nn/module';
@@ -107,7 +107,7 @@ export interface TrainOptions {
   shouldStop?: () => boolean;
   label?: string;
   /**
-   * Data-parallel runs (lib/dist): gradients are averaged over the ranks before each step, rank
+   * Data-parallel runs (lib/distributed): gradients are averaged over the ranks before each step, rank
    * 0's weights are copied to all at the start, statistics are summed over ranks, and only rank 0
    * logs and writes files. The loaders should hold this rank's DistributedSampler.
    */
