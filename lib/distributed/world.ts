@@ -23,12 +23,20 @@ export function launcherEnv(env: NodeJS.ProcessEnv = process.env): { rank: numbe
   );
 }
 
-/** Where the communication library is: $KW_COMM_LIB, else next to the loaded addon. */
+/**
+ * Where the communication library is: $KW_COMM_LIB, else next to the addon (beside
+ * $KW_ADDON_PATH, in build/Release, or in the prebuilds folder); the build/Release path when none
+ * exists, for the error message.
+ */
 export function commLibraryPath(kind: 'mpi' | 'nccl' = 'mpi'): string {
   if (process.env.KW_COMM_LIB) return process.env.KW_COMM_LIB;
-  const addon = process.env.KW_ADDON_PATH;
-  const dir = addon ? path.dirname(path.resolve(addon)) : path.join(packageRoot, 'build', 'Release');
-  return path.join(dir, `libkw_comm_${kind}.so`);
+  const name = `libkw_comm_${kind}.so`;
+  const dirs = [
+    ...(process.env.KW_ADDON_PATH ? [path.dirname(path.resolve(process.env.KW_ADDON_PATH))] : []),
+    path.join(packageRoot, 'build', 'Release'),
+    path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`),
+  ];
+  return dirs.map((d) => path.join(d, name)).find((f) => fs.existsSync(f)) ?? path.join(dirs[0], name);
 }
 
 export interface WorldOptions {
