@@ -153,7 +153,9 @@ export function buildLoaders(d: Datasets, args: Record<string, unknown>, world?:
     world?.distributed ? new DistributedSampler(ds.labels.length, { numReplicas: world.size, rank: world.rank, shuffle, seed }) : null;
   const valSampler = d.val && args.dist_eval ? shard(d.val, false) : null;
   return {
-    train: new DataLoader(d.train, { batchSize: batch, shuffle: true, dropLast: true, train: true, augment: trainAug, seed, numWorkers: workers, mixup, transform, sampler: shard(d.train, true) }),
+    // augmentation and Mixup/CutMix draws seeded with seed + rank, as upstream seeds each rank
+    // (the sampler keeps the shared seed for the order)
+    train: new DataLoader(d.train, { batchSize: batch, shuffle: true, dropLast: true, train: true, augment: trainAug, seed: seed + (world?.rank ?? 0), numWorkers: workers, mixup, transform, sampler: shard(d.train, true) }),
     val: d.val ? new DataLoader(d.val, { batchSize: Math.floor(1.5 * batch), shuffle: false, dropLast: false, train: false, augment: evalAug, seed, numWorkers: workers, transform, sampler: valSampler }) : null,
     mixup: mixupOn,
   };
