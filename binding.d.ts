@@ -29,6 +29,19 @@ export interface BuildInfo {
   cuda: boolean;
 }
 
+/** A communication library opened by commOpen (native/comm/comm_api.h). */
+export interface CommLibrary {
+  name: 'mpi' | 'nccl';
+  version: string;
+}
+export interface CommWorld {
+  rank: number;
+  size: number;
+  /** This rank among the ranks on its machine, and how many share the machine. */
+  localRank: number;
+  localSize: number;
+}
+
 export interface Binding {
   // storage (native/binding/storage.cpp)
   zeros(dtype: NativeDType, numel: number): Storage;
@@ -170,4 +183,20 @@ export interface Binding {
   /** The strategy the kernels run for these arguments: 1 chunked, 2 input mix. */
   kwConvStrategy(xShape: number[], dims: number[], kernelSize: number[], stride: number[], padding: number[],
       dilation: number[], groups: number, strategy: number): number;
+
+
+  // data-parallel communication (native/binding/comm.cpp over native/comm/*.so, opened at run time)
+  commOpen(path: string): CommLibrary;
+  commInit(): CommWorld;
+  /** In-place float32 sum (or average) over all ranks, packed into buckets of bucketElems floats. */
+  commAllreduce(storages: Storage[], average: boolean, bucketElems: number): void;
+  commBroadcast(storages: Storage[], root: number): void;
+  commBroadcastBytes(bytes: Uint8Array, root: number): void;
+  /** Every rank's floats in rank order (all ranks must pass the same length). */
+  commAllgather(s: Storage): Storage;
+  /** As commAllgather on rank root; an empty storage on the others. */
+  commGather(s: Storage, root: number): Storage;
+  commBarrier(): void;
+  commFinalize(): void;
+  commAbort(code: number, message: string): never;
 }

@@ -40,3 +40,4 @@ export type { TransformSpec, RGBImage } from './data/transforms';
 export { loadIdxDataset } from './data/idx';
 export { loadCifar } from './data/cifar';
 export { parseArgs } from './cli/args';
+export * from './distributed';

@@ -3,6 +3,7 @@
 // prebuilds/<platform>-<arch>/kernelwarehouse.napi.glibc.node for node-gyp-build to load.
 // prebuildify only knows node-gyp, so it is pointed at a wrapper that runs cmake-js instead.
 'use strict';
+const fs = require('fs');
 const path = require('path');
 const prebuildify = require('prebuildify');
 
@@ -20,6 +21,12 @@ prebuildify(
       console.error('prebuild failed:', err.message);
       process.exit(1);
     }
-    console.log(`prebuild written to ${path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)}`);
+    const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+    // the optional communication libraries (MPI, NCCL) travel next to the addon, which opens them
+    // at run time; they need the MPI runtime installed where they are used, the addon does not
+    const built = path.join(root, 'build', 'Release');
+    for (const f of fs.existsSync(built) ? fs.readdirSync(built) : [])
+      if (/^libkw_comm_\w+\.so$/.test(f)) fs.copyFileSync(path.join(built, f), path.join(dir, f));
+    console.log(`prebuild written to ${dir}`);
   },
 );

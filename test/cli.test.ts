@@ -38,6 +38,7 @@ t.test('--doctor --json', async (t) => {
   const j = JSON.parse(r.out);
   t.same(j.backends, ['cpu']);
   t.match(j.gemm, /OpenBLAS|builtin/);
+  t.match(j.mpi, /^(built \(.*libkw_comm_mpi\.so\)|not built)/);
 });
 
 t.test('a short KW training run: checkpoints, log.txt, auto-resume, --eval', async (t) => {

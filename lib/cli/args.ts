@@ -99,6 +99,7 @@ export const FLAGS: Record<string, Spec> = {
   cell_outplane_ratio: s('floats', null, 'cell out-planes / gcd of out-planes', { nullable: true }),
   nonlocal_basis_ratio: s('floats', 1.0, 'non-local basis ratio (enabled if < 1)'),
   // this package's own
+  nproc_per_node: s('int', 1, 'start N data-parallel ranks on this machine through mpirun (torch.distributed.launch\'s flag)'),
   crop_padding: s('int', 4, 'zero padding of the random crop for small (≤ 32 px) inputs'),
   summary: s('flag', false, 'print the model summary and exit'),
   json: s('flag', false, 'print machine-readable JSON'),

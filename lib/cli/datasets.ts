@@ -6,6 +6,8 @@ import { loadCifar } from '../data/cifar';
 import { loadIdxDataset } from '../data/idx';
 import { scanImageFolder } from '../data/image_folder';
 import { DataLoader, Dataset, ImageDataset, toShared } from '../data/loader';
+import { DistributedSampler } from '../distributed/sampler';
+import { World } from '../distributed/world';
 import { MixupSpec } from '../data/mixup';
 import { parseRandAugment } from '../data/randaugment';
 import { Interpolation, TransformSpec } from '../data/transforms';
@@ -128,7 +130,7 @@ export function buildTransformSpec(args: Record<string, unknown>, mean: number[]
  * In-memory datasets and small image files (≤ 32 px): random crop with padding (--crop_padding, 4)
  * and flips for training; larger image files: upstream's pipeline (buildTransformSpec).
  */
-export function buildLoaders(d: Datasets, args: Record<string, unknown>): LoaderSet {
+export function buildLoaders(d: Datasets, args: Record<string, unknown>, world?: World): LoaderSet {
   const isFolder = 'kind' in d.train;
   const transform = isFolder && (Number(args.input_size) > 32 || args.traditional_preprocess) ? buildTransformSpec(args, d.mean, d.std) : null;
   const size = transform ? transform.size : Number(args.input_size);
@@ -145,9 +147,16 @@ export function buildLoaders(d: Datasets, args: Record<string, unknown>): Loader
   const workers = Math.max(1, Math.min(Number(args.num_workers), 2));
   const batch = Number(args.batch_size);
   const seed = Number(args.seed);
+  // data-parallel (upstream main.py): each rank its DistributedSampler share of the training set;
+  // of the evaluation set too with --dist_eval, else every rank evaluates all of it
+  const shard = (ds: Dataset, shuffle: boolean) =>
+    world?.distributed ? new DistributedSampler(ds.labels.length, { numReplicas: world.size, rank: world.rank, shuffle, seed }) : null;
+  const valSampler = d.val && args.dist_eval ? shard(d.val, false) : null;
   return {
-    train: new DataLoader(d.train, { batchSize: batch, shuffle: true, dropLast: true, train: true, augment: trainAug, seed, numWorkers: workers, mixup, transform }),
-    val: d.val ? new DataLoader(d.val, { batchSize: Math.floor(1.5 * batch), shuffle: false, dropLast: false, train: false, augment: evalAug, seed, numWorkers: workers, transform }) : null,
+    // augmentation and Mixup/CutMix draws seeded with seed + rank, as upstream seeds each rank
+    // (the sampler keeps the shared seed for the order)
+    train: new DataLoader(d.train, { batchSize: batch, shuffle: true, dropLast: true, train: true, augment: trainAug, seed: seed + (world?.rank ?? 0), numWorkers: workers, mixup, transform, sampler: shard(d.train, true) }),
+    val: d.val ? new DataLoader(d.val, { batchSize: Math.floor(1.5 * batch), shuffle: false, dropLast: false, train: false, augment: evalAug, seed, numWorkers: workers, transform, sampler: valSampler }) : null,
     mixup: mixupOn,
   };
 }

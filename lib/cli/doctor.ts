@@ -3,6 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { native, packageRoot } from '../native';
+import { commLibraryPath } from '../distributed/world';
+import { findMpirun } from './launch';
 
 export function doctorReport(): Record<string, unknown> {
   const info = native.buildInfo();
@@ -23,6 +25,9 @@ export function doctorReport(): Record<string, unknown> {
     threads: info.threads,
     cuda: info.cuda ? 'built with CUDA' : 'not built (CPU only)',
     gpuVisible: false,
+    // data-parallel training (mpirun / --nproc_per_node) needs both
+    mpi: fs.existsSync(commLibraryPath('mpi')) ? `built (${commLibraryPath('mpi')})` : 'not built (apt-get install libopenmpi-dev, then npx cmake-js compile)',
+    mpirun: findMpirun() ?? 'not found (apt-get install openmpi-bin)',
   };
 }
 

@@ -6,6 +6,8 @@
 import { Args, helpText, parseArgs } from './args';
 import { buildDatasets, buildLoaders } from './datasets';
 import { printDoctor } from './doctor';
+import { relaunch } from './launch';
+import { getWorld, initDistributed, launcherEnv, World } from '../distributed/world';
 import { printSummary } from './summary';
 import { createModelFromArgs } from '../models/registry';
 import { Generator } from '../random';
@@ -33,20 +35,29 @@ interface RunOutcome {
 
 async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
   const t0 = Date.now();
+  const world = getWorld();
+  // rank 0 speaks for the job; the other ranks print only errors
+  const say = world.isMain ? (s: string) => console.log(s) : () => undefined;
   const data = buildDatasets(args);
   args.nb_classes = data.numClasses;
   const generator = new Generator(Number(args.seed));
   const build = () => createModelFromArgs(args, { inChans: data.inChans, generator });
   const model = build();
   const params = countParameters(model);
-  console.log(`${label}model ${args.model}: ${params.toLocaleString('en-US')} parameters; data: ${data.description}`);
-  if (args.use_amp) console.log(`${label}note: --use_amp is ignored on the CPU (float32 throughout)`);
-  const loaders = buildLoaders(data, args);
+  say(`${label}model ${args.model}: ${params.toLocaleString('en-US')} parameters; data: ${data.description}`);
+  if (world.distributed) {
+    say(`${label}data-parallel: ${world.size} ranks (${world.library!.version}), ${buildInfo().threads} thread(s) each, batch ${args.batch_size} per rank = ${Number(args.batch_size) * world.size} in all; ` +
+      `rank 0 writes logs and checkpoints. If a rank dies, mpirun stops them all` + (args.output_dir ? `; the same command then resumes from ${args.output_dir}` : ''));
+    if (args.dist_eval && data.val && data.val.labels.length % world.size !== 0)
+      say(`${label}note: --dist_eval with ${data.val.labels.length} test images on ${world.size} ranks repeats ${world.size - (data.val.labels.length % world.size)} of them (as upstream's sampler pads), which changes the accuracy slightly`);
+  }
+  if (args.use_amp) say(`${label}note: --use_amp is ignored on the CPU (float32 throughout)`);
+  const loaders = buildLoaders(data, args, world);
   let stop = false;
   const onSigint = () => {
     if (stop) process.exit(130);
     stop = true;
-    console.log(
+    say(
       `\n${label}interrupted: stopping after this step` +
         (args.output_dir && args.save_ckpt ? ` and saving a checkpoint in ${args.output_dir}` : ' (no --output_dir: nothing will be saved)') +
         ' (Ctrl-C again to quit now, losing this epoch)',
@@ -59,8 +70,8 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
       if (!from) throw new Error('--eval true needs --resume <checkpoint> (a .safetensors checkpoint or an official .pth)');
       loadModelWeights(from, model, { strict: true, modelKey: String(args.model_key), modelPrefix: String(args.model_prefix) });
       if (!loaders.val) throw new Error('--eval true with --disable_eval true leaves nothing to do');
-      const r = await evaluate(model, loaders.val);
-      console.log(`${label}* Acc@1 ${r.acc1.toFixed(3)} Acc@5 ${r.acc5.toFixed(3)} loss ${r.loss.toFixed(3)}`);
+      const r = await evaluate(model, loaders.val, 0, loaders.val.opts.sampler ? world : undefined);
+      say(`${label}* Acc@1 ${r.acc1.toFixed(3)} Acc@5 ${r.acc5.toFixed(3)} loss ${r.loss.toFixed(3)}`);
       return { model: String(args.model), params, result: null, acc1: r.acc1, seconds: (Date.now() - t0) / 1000 };
     }
     const result = await train({
@@ -73,14 +84,15 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
       mixup: loaders.mixup,
       label,
       shouldStop: () => stop,
+      world,
     });
     const last = result.history[result.history.length - 1];
     const acc1 = last?.test_acc1 ?? NaN;
     if (result.stopped) {
-      console.log(`${label}stopped by Ctrl-C after ${formatDuration((Date.now() - t0) / 1000)}` + (args.output_dir && args.save_ckpt ? `; run the same command again to continue` : ''));
+      say(`${label}stopped by Ctrl-C after ${formatDuration((Date.now() - t0) / 1000)}` + (args.output_dir && args.save_ckpt ? `; run the same command again to continue` : ''));
       return { model: String(args.model), params, result, acc1, seconds: (Date.now() - t0) / 1000 };
     }
-    console.log(`${label}done in ${formatDuration((Date.now() - t0) / 1000)}: max accuracy ${result.maxAccuracy.toFixed(2)}%` + (args.output_dir ? `; checkpoints and log.txt in ${args.output_dir}` : ''));
+    say(`${label}done in ${formatDuration((Date.now() - t0) / 1000)}: max accuracy ${result.maxAccuracy.toFixed(2)}%` + (args.output_dir ? `; checkpoints and log.txt in ${args.output_dir}` : ''));
     return { model: String(args.model), params, result, acc1, seconds: (Date.now() - t0) / 1000 };
   } finally {
     process.off('SIGINT', onSigint);
@@ -96,17 +108,18 @@ const CHOOSES_THE_JOB = ['model', 'kw_config', 'data_path', 'data_set', 'eval', 
 /** The built-in default; `overrides` (flags the user gave, e.g. --epochs 1) win over its recipe. */
 async function defaultRun(overrides: string[]): Promise<number> {
   const info = buildInfo();
-  console.log(`kernelwarehouse ${info.version}: the built-in default run (${info.threads} threads, ${info.gemm.split(' ').slice(0, 2).join(' ')})`);
-  console.log(`Trains ${DEFAULT_MODELS.join(' and ')} the same way on the bundled Fashion-MNIST subset.`);
-  console.log(`The same command by hand: npx kw-train --model <name> ${DEFAULT_RECIPE.join(' ')}\n`);
+  const say = getWorld().isMain ? (s: string) => console.log(s) : () => undefined;
+  say(`kernelwarehouse ${info.version}: the built-in default run (${info.threads} threads, ${info.gemm.split(' ').slice(0, 2).join(' ')})`);
+  say(`Trains ${DEFAULT_MODELS.join(' and ')} the same way on the bundled Fashion-MNIST subset.`);
+  say(`The same command by hand: npx kw-train --model <name> ${DEFAULT_RECIPE.join(' ')}\n`);
   const outcomes: RunOutcome[] = [];
   for (const name of DEFAULT_MODELS) {
     const o = await runTraining(parseArgs(['--model', name, ...DEFAULT_RECIPE, ...overrides]), `[${name}] `);
     outcomes.push(o);
     if (o.result?.stopped) return 130; // Ctrl-C stops the whole comparison, not just this model
   }
-  console.log('\nmodel             parameters   test acc@1   time');
-  for (const o of outcomes) console.log(`${o.model.padEnd(16)}  ${o.params.toLocaleString('en-US').padStart(10)}   ${o.acc1.toFixed(2).padStart(9)}%   ${formatDuration(o.seconds)}`);
+  say('\nmodel             parameters   test acc@1   time');
+  for (const o of outcomes) say(`${o.model.padEnd(16)}  ${o.params.toLocaleString('en-US').padStart(10)}   ${o.acc1.toFixed(2).padStart(9)}%   ${formatDuration(o.seconds)}`);
   return 0;
 }
 
@@ -142,10 +155,33 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`kw-train: --device ${args.device}: this build of kernelwarehouse has no CUDA backend (CPU only); use --device cpu`);
     return 1;
   }
+  const nproc = Number(args.nproc_per_node);
+  const launched = launcherEnv();
+  if (nproc < 1) {
+    console.error(`kw-train: --nproc_per_node must be at least 1, got ${nproc}`);
+    return 2;
+  }
+  if (nproc > 1 && !launched) return relaunch(nproc, __filename, argv, String(args.output_dir || ''));
+  const world = launched ? initDistributed() : getWorld();
+  if (world.isMain) {
+    if (argv.some((a) => a.startsWith('--dist_url') || a.startsWith('--dist-url')))
+      console.log(`note: --dist_url ${args.dist_url} is ignored: ranks find each other through MPI (mpirun), not a URL`);
+    const ws = Number(args.world_size);
+    if (argv.some((a) => a.startsWith('--world_size') || a.startsWith('--world-size')) && ws !== world.size)
+      console.log(
+        `note: --world_size ${ws} is ignored: the world size is the number of ranks mpirun started (${world.size})` +
+          (world.size === 1 ? `; to run ${ws} ranks use --nproc_per_node ${ws} or mpirun -np ${ws} kw-train ...` : ''),
+      );
+  }
   const named = argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0].replace(/-/g, '_'));
-  if (!named.some((n) => CHOOSES_THE_JOB.includes(n))) return defaultRun(argv);
-  const o = await runTraining(args);
-  return o.result?.stopped ? 130 : 0;
+  const code = !named.some((n) => CHOOSES_THE_JOB.includes(n)) ? await defaultRun(argv) : (await runTraining(args)).result?.stopped ? 130 : 0;
+  if (world.distributed) world.finalize();
+  return code;
+}
+
+/** A rank that fails stops the whole job (otherwise the others would wait for it forever). */
+function failRank(world: World, e: Error): never {
+  return world.abort(`kw-train rank ${world.rank} of ${world.size}: ${e.message}\nkw-train: stopping all ${world.size} ranks`);
 }
 
 if (require.main === module)
@@ -154,6 +190,8 @@ if (require.main === module)
       process.exitCode = code;
     },
     (e: Error) => {
+      const world = getWorld();
+      if (world.distributed) failRank(world, e);
       console.error(`kw-train: ${e.message}`);
       process.exitCode = 1;
     },

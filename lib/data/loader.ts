@@ -3,6 +3,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
+import type { DistributedSampler } from '../distributed/sampler';
 import { ArgumentError } from '../errors';
 import { tensor, Tensor } from '../tensor';
 import { AugmentSpec } from './augment';
@@ -54,6 +55,8 @@ export interface LoaderOptions {
    * resize + center crop). Without it, files are decoded and go through `augment` (crop with padding).
    */
   transform?: TransformSpec | null;
+  /** Data-parallel runs: this rank's share of each epoch (replaces `shuffle`'s own order). */
+  sampler?: DistributedSampler | null;
 }
 
 export interface Batch {
@@ -130,6 +133,8 @@ export class DataLoader {
       throw new ArgumentError('DataLoader', 'augment.std', 'positive numbers', opts.augment.std);
     if (!(opts.augment.flip >= 0 && opts.augment.flip <= 1))
       throw new ArgumentError('DataLoader', 'augment.flip', 'a probability in [0, 1]', opts.augment.flip);
+    if (opts.sampler && opts.sampler.datasetSize !== dataset.labels.length)
+      throw new ArgumentError('DataLoader', 'sampler', `a sampler over ${dataset.labels.length} samples`, `one over ${opts.sampler.datasetSize}`);
     this.channels = c;
     this.opts = {
       seed: 0,
@@ -137,13 +142,14 @@ export class DataLoader {
       prefetch: 2,
       mixup: null,
       transform: null,
+      sampler: null,
       ...opts,
     };
   }
 
   /** Number of batches in an epoch. */
   get length(): number {
-    const n = this.dataset.labels.length;
+    const n = this.opts.sampler ? this.opts.sampler.numSamples : this.dataset.labels.length;
     return this.opts.dropLast ? Math.floor(n / this.opts.batchSize) : Math.ceil(n / this.opts.batchSize);
   }
 
@@ -199,7 +205,7 @@ export class DataLoader {
   async *epoch(epoch: number): AsyncGenerator<Batch> {
     this.start();
     const { batchSize, shuffle, seed, augment } = this.opts;
-    const order = epochOrder(this.dataset.labels.length, seed, epoch, shuffle);
+    const order = this.opts.sampler ? this.opts.sampler.indices(epoch) : epochOrder(this.dataset.labels.length, seed, epoch, shuffle);
     const batches = this.length;
     const ahead = this.workers.length * this.opts.prefetch;
     const pending: Promise<{ x: Float32Array; y: Int32Array | Float32Array }>[] = [];

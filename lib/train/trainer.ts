@@ -5,6 +5,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { noGrad } from '../autograd';
 import { DataLoader } from '../data/loader';
+import { averageGradients, broadcastModule } from '../distributed/ddp';
+import { World } from '../distributed/world';
 import { updateTemperature } from '../kw/manager';
 import { KWAttention } from '../kw/attention';
 import { Module } from '../nn/module';
@@ -104,6 +106,12 @@ export interface TrainOptions {
    */
   shouldStop?: () => boolean;
   label?: string;
+  /**
+   * Data-parallel runs (lib/distributed): gradients are averaged over the ranks before each step, rank
+   * 0's weights are copied to all at the start, statistics are summed over ranks, and only rank 0
+   * logs and writes files. The loaders should hold this rank's DistributedSampler.
+   */
+  world?: World;
 }
 
 export interface TrainResult {
@@ -139,8 +147,12 @@ export function topk(logits: Tensor, labels: Tensor): { top1: number; top5: numb
   return { top1, top5 };
 }
 
-/** Evaluation as upstream's evaluate(): mean batch loss, accuracy weighted by batch size. */
-export async function evaluate(model: TrainableModel, loader: DataLoader, epoch = 0): Promise<{ loss: number; acc1: number; acc5: number }> {
+/**
+ * Evaluation as upstream's evaluate(): mean batch loss, accuracy weighted by batch size. With a
+ * `world`, each rank evaluates its loader's share and the sums are gathered (upstream's
+ * --dist_eval, padded samples included as torch's sampler pads them).
+ */
+export async function evaluate(model: TrainableModel, loader: DataLoader, epoch = 0, world?: World): Promise<{ loss: number; acc1: number; acc5: number }> {
   model.eval();
   let lossSum = 0, batches = 0, n = 0, top1 = 0, top5 = 0;
   for await (const { x, y } of loader.epoch(epoch)) {
@@ -158,6 +170,7 @@ export async function evaluate(model: TrainableModel, loader: DataLoader, epoch 
     x.dispose();
     y.dispose();
   }
+  if (world) [lossSum, batches, n, top1, top5] = world.sumNumbers([lossSum, batches, n, top1, top5]);
   return { loss: lossSum / Math.max(1, batches), acc1: (100 * top1) / Math.max(1, n), acc5: (100 * top5) / Math.max(1, n) };
 }
 
@@ -202,8 +215,10 @@ function repairLog(file: string, startEpoch: number, checkpointLine: Record<stri
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const { model, trainLoader, args } = o;
-  const log = o.log ?? ((s: string) => console.log(s));
-  const progress = o.progress ?? new Progress();
+  const world = o.world ?? World.single();
+  const main = world.isMain; // the rank that prints and writes
+  const log = main ? o.log ?? ((s: string) => console.log(s)) : () => undefined;
+  const progress = main ? o.progress ?? new Progress() : new Progress(() => undefined, false);
   const label = o.label ? `${o.label} ` : '';
   const updateFreq = Math.max(1, args.update_freq);
   const itersPerEpoch = trainLoader.length;
@@ -229,7 +244,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const kw = hasKw(model);
   const numParameters = countParameters(model);
   const outDir = args.output_dir;
-  if (outDir) fs.mkdirSync(outDir, { recursive: true });
+  const writes = !!outDir && main;
+  if (writes) fs.mkdirSync(outDir, { recursive: true });
 
   let startEpoch = args.start_epoch;
   let maxAccuracy = 0, maxAccuracyEma = 0;
@@ -237,7 +253,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let resumeIter = 0;
   let resumeStats: Record<string, number> | null = null;
   let savedLogLine: Record<string, unknown> | null = null;
-  const resumeFrom = args.resume || (args.auto_resume && outDir ? latestCheckpoint(outDir) : null);
+  // rank 0 picks the checkpoint and every rank loads that one (the ranks share the file system)
+  const resumeFrom = world.broadcastJSON(main ? args.resume || (args.auto_resume && outDir ? latestCheckpoint(outDir) : null) : null);
   if (resumeFrom) {
     const ck = loadCheckpoint(resumeFrom);
     try {
@@ -270,7 +287,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       disposeCheckpoint(ck);
     }
     log(`${label}resumed from ${resumeFrom} at epoch ${startEpoch}` + (resumeIter ? `, iteration ${resumeIter}` : ''));
-    if (outDir && path.resolve(path.dirname(resumeFrom)) === path.resolve(outDir)) repairLog(path.join(outDir, 'log.txt'), startEpoch, savedLogLine);
+    if (writes && path.resolve(path.dirname(resumeFrom)) === path.resolve(outDir)) repairLog(path.join(outDir, 'log.txt'), startEpoch, savedLogLine);
   }
 
   // A failed save (full disk, I/O error) leaves the previous checkpoints as they were (the
@@ -297,6 +314,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
   const save = (name: string, epoch: number | string, extra?: Record<string, unknown>) =>
     saveTo(path.join(outDir, `checkpoint-${name}.safetensors`), epoch, extra);
+
+  // DDP starts every rank from rank 0's weights (their own initialisations may differ)
+  broadcastModule(world, model);
+  if (ema) broadcastModule(world, ema.ema);
 
   const history: EpochStats[] = [];
   let stopped = false;
@@ -342,6 +363,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         return v;
       });
       if ((dataIterStep + 1) % updateFreq === 0) {
+        averageGradients(world, model);
         if (args.clip_grad !== null && args.clip_grad !== undefined) clipGradNorm(model.parameters(), args.clip_grad);
         optimizer.step();
         optimizer.zeroGrad();
@@ -354,7 +376,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       lossCount++;
       dataIterStep++;
       const elapsed = (Date.now() - t0) / 1000;
-      const rate = images / Math.max(elapsed, 1e-9);
+      const rate = (images * world.size) / Math.max(elapsed, 1e-9); // all ranks together
       const eta = ((itersPerEpoch - dataIterStep) * elapsed) / dataIterStep;
       progress.update(
         `${label}epoch ${epoch + 1}/${args.epochs} [${dataIterStep}/${itersPerEpoch}] loss ${(lossSum / lossCount).toFixed(4)}` +
@@ -370,12 +392,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         // macrotask) from running until the epoch ends: give the event loop a turn first
         await new Promise((r) => setImmediate(r));
       }
-      if (dataIterStep % updateFreq === 0 && o.shouldStop?.()) {
+      // a stop must be agreed by all ranks at the same step, or the others wait forever
+      if (dataIterStep % updateFreq === 0 && o.shouldStop && (world.distributed ? world.sumNumbers([o.shouldStop() ? 1 : 0])[0] > 0 : o.shouldStop())) {
         const where = `in epoch ${epoch + 1}/${args.epochs} after iteration ${dataIterStep}/${itersPerEpoch}`;
         stopped = true;
         if (outDir && args.save_ckpt) {
           const file = path.join(outDir, INTERRUPTED_CHECKPOINT);
-          saveTo(file, epoch, { interrupted: { iter: dataIterStep, stats: { lossSum, lossCount, hits, seen, images } } });
+          if (main) saveTo(file, epoch, { interrupted: { iter: dataIterStep, stats: { lossSum, lossCount, hits, seen, images } } });
           progress.done(`${label}stopped ${where}: saved ${file}; the same command (with --auto_resume, the default) continues from there`);
         } else {
           progress.done(`${label}stopped ${where} (no --output_dir with --save_ckpt: nothing saved)`);
@@ -383,6 +406,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         break;
       }
     }
+    // upstream's metric_logger.synchronize_between_processes: the epoch's statistics over all ranks
+    if (world.distributed) [lossSum, lossCount, hits, seen] = world.sumNumbers([lossSum, lossCount, hits, seen]);
+    // rank 0's BatchNorm running statistics on every rank, as DDP's buffer broadcast leaves them
+    world.broadcast(model.buffers());
     const groupsLr = optimizer.groups.map((g) => g.lr);
     const stats: EpochStats = {
       epoch,
@@ -395,23 +422,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     };
     if (seen) stats.train_class_acc = hits / seen;
     if (o.evalLoader && !args.disable_eval && !stopped) {
-      const r = await evaluate(model, o.evalLoader, epoch);
+      const distEval = o.evalLoader.opts.sampler ? world : undefined;
+      const r = await evaluate(model, o.evalLoader, epoch, distEval);
       Object.assign(stats, { test_loss: r.loss, test_acc1: r.acc1, test_acc5: r.acc5 });
       if (r.acc1 > maxAccuracy) {
         maxAccuracy = r.acc1;
-        if (outDir && args.save_ckpt) save('best', 'best');
+        if (writes && args.save_ckpt) save('best', 'best');
       }
       if (ema && args.model_ema_eval) {
-        const re = await evaluate(ema.ema as TrainableModel, o.evalLoader, epoch);
+        const re = await evaluate(ema.ema as TrainableModel, o.evalLoader, epoch, distEval);
         Object.assign(stats, { test_loss_ema: re.loss, test_acc1_ema: re.acc1, test_acc5_ema: re.acc5 });
         if (re.acc1 > maxAccuracyEma) {
           maxAccuracyEma = re.acc1;
-          if (outDir && args.save_ckpt) save('best-ema', 'best-ema');
+          if (writes && args.save_ckpt) save('best-ema', 'best-ema');
         }
       }
     }
     stats.seconds = (Date.now() - t0) / 1000;
-    if (outDir && args.save_ckpt && !stopped && ((epoch + 1) % args.save_ckpt_freq === 0 || epoch + 1 === args.epochs)) {
+    if (writes && args.save_ckpt && !stopped && ((epoch + 1) % args.save_ckpt_freq === 0 || epoch + 1 === args.epochs)) {
       // the epoch's log line rides in its checkpoint: a kill between the save and the log
       // append is repaired on resume
       const { seconds, ...logged } = stats;
@@ -422,7 +450,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       fs.rmSync(path.join(outDir, INTERRUPTED_CHECKPOINT), { force: true }); // now behind us
     }
     if (!stopped) {
-      if (outDir) {
+      if (writes) {
         const { seconds, ...logged } = stats;
         void seconds;
         fs.appendFileSync(path.join(outDir, 'log.txt'), JSON.stringify(logged) + '\n');

@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterLoss(env, exports);
   RegisterKw(env, exports);
   RegisterOptim(env, exports);
+  RegisterComm(env, exports);
   return exports;
 }
 

@@ -56,6 +56,12 @@ StoragePtr arg_storage(const Napi::CallbackInfo& info, size_t i, const char* nam
   return h->storage;
 }
 
+StoragePtr storage_of(Napi::Env env, Napi::Value v, const char* name) {
+  Handle* h = handle_of(env, v, name);
+  if (!h->storage) throw Napi::Error::New(env, std::string("'") + name + "' was disposed");
+  return h->storage;
+}
+
 StoragePtr arg_storage_or_null(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return nullptr;
   return arg_storage(info, i, name);

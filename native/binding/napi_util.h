@@ -21,6 +21,8 @@ void report_memory(Napi::Env env);  // tells V8 how much native memory we hold
 
 // Argument readers: each throws a TypeError naming the argument when it does not fit.
 StoragePtr arg_storage(const Napi::CallbackInfo& info, size_t i, const char* name);
+// The storage behind one value (an element of an array argument); same checks as arg_storage.
+StoragePtr storage_of(Napi::Env env, Napi::Value v, const char* name);
 StoragePtr arg_storage_or_null(const Napi::CallbackInfo& info, size_t i, const char* name);
 Shape arg_shape(const Napi::CallbackInfo& info, size_t i, const char* name);
 int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo = INT64_MIN / 2,

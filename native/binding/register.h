@@ -16,5 +16,6 @@ void RegisterPool(Napi::Env env, Napi::Object exports);
 void RegisterLoss(Napi::Env env, Napi::Object exports);
 void RegisterKw(Napi::Env env, Napi::Object exports);
 void RegisterOptim(Napi::Env env, Napi::Object exports);
+void RegisterComm(Napi::Env env, Napi::Object exports);
 
 }  // namespace kw::binding
