@@ -80,16 +80,32 @@ function loadSharp(): Sharp {
 }
 
 /**
+ * The most pixels a file may claim in its header before decoding starts (8192×8192, about 200 MB
+ * of RGB): a corrupt or hostile header claiming 100000×100000 is refused, not allocated. Large
+ * ImageNet photos are about 20 Mpx; sharp's own default (16383², 800 MB per worker) is too much
+ * for several loader workers at once.
+ */
+export const DECODE_PIXEL_LIMIT = 8192 * 8192;
+
+/**
  * Decodes an image file to 8-bit RGB (PIL's convert('RGB'): gray is replicated, alpha dropped).
  * @example const { data, width, height } = await decodeImage('train/cat/001.jpg');
  */
 export async function decodeImage(file: string): Promise<RGBImage> {
   const sharp = loadSharp();
   try {
-    const { data, info } = await sharp(file, { failOn: 'error' }).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(file, { failOn: 'error', limitInputPixels: DECODE_PIXEL_LIMIT })
+      .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
   } catch (e) {
-    throw new Error(`${file}: cannot decode image (${(e as Error).message})`);
+    let why = (e as Error).message.trim().replace(/\s*\n\s*/g, '; '); // libvips joins its messages with newlines
+    if (/pixel limit/.test(why)) {
+      // say what the header claims; reading it again costs nothing next to the failed decode
+      const m = await sharp(file, { limitInputPixels: false }).metadata().catch(() => null);
+      const size = m?.width && m?.height ? `${m.width}×${m.height} = ${(m.width * m.height).toLocaleString('en-US')} pixels` : 'too many pixels';
+      why = `its header claims ${size}, more than the ${DECODE_PIXEL_LIMIT.toLocaleString('en-US')} (8192×8192) a file may have`;
+    }
+    throw new Error(`${file}: cannot decode image (${why})`);
   }
 }

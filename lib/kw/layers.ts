@@ -65,11 +65,15 @@ export class KWConvNd extends Module implements Layer {
     return w;
   }
 
+  extraRepr(): string {
+    return `${this.spec.inPlanes}→${this.spec.outPlanes}`;
+  }
+
   forward(x: Tensor): Tensor {
     const s = this.spec;
     if (!(x instanceof Tensor) || x.ndim !== s.dimension + 2 || x.shape[1] !== s.inPlanes)
-      throw new ArgumentError(`KWConv${s.dimension}d.forward`, 'x',
-        `a [B, ${s.inPlanes}, ...${s.dimension} spatial dims] tensor`, x);
+      throw new ArgumentError(`KWConv${s.dimension}d.forward`, 'x', `a [B, ${s.inPlanes}, ...${s.dimension} spatial dims] tensor` +
+        (x instanceof Tensor && x.ndim === s.dimension + 2 ? ` (the input has ${x.shape[1]} channels, the layer expects ${s.inPlanes})` : ''), x);
     const plan = this.plan;
     const alpha = this.attention!.forward(x);
     // The fused op: per-sample kernels are assembled in cache-sized chunks (or never, for
@@ -106,6 +110,10 @@ export class KWLinear extends Module implements Layer {
 
   updateTemperature(t: number): void {
     this.conv.updateTemperature(t);
+  }
+
+  extraRepr(): string {
+    return this.conv.extraRepr();
   }
 
   forward(x: Tensor): Tensor {

@@ -37,6 +37,9 @@ export class Linear extends Module implements Layer {
     this.weight = this.registerParameter('weight', defaultInit([outFeatures, inFeatures], inFeatures, opts.generator))!;
     this.bias = this.registerParameter('bias', bias ? defaultInit([outFeatures], inFeatures, opts.generator) : null);
   }
+  extraRepr(): string {
+    return `${this.inFeatures}→${this.outFeatures}`;
+  }
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
   }
@@ -71,9 +74,16 @@ export class ConvNd extends Module implements Layer {
       defaultInit([outChannels, inChannels / groups, ...k], fanIn, opts.generator))!;
     this.bias = this.registerParameter('bias', (opts.bias ?? true) ? defaultInit([outChannels], fanIn, opts.generator) : null);
   }
+  extraRepr(): string {
+    return `${this.inChannels}→${this.outChannels}`;
+  }
   forward(x: Tensor): Tensor {
-    if (x.ndim !== this.dimension + 2)
-      throw new ArgumentError(`Conv${this.dimension}d.forward`, 'x', `a [B, C, ...${this.dimension} spatial dims] tensor`, x);
+    const fn = `Conv${this.dimension}d.forward`;
+    if (!(x instanceof Tensor) || x.ndim !== this.dimension + 2)
+      throw new ArgumentError(fn, 'x', `a [B, ${this.inChannels}, ...${this.dimension} spatial dims] tensor`, x);
+    // checked here rather than left to convNd, whose message would be about the weight's shape
+    if (x.shape[1] !== this.inChannels)
+      throw new ArgumentError(fn, 'x', `a [B, ${this.inChannels}, ...] tensor (the input has ${x.shape[1]} channels, the layer expects ${this.inChannels})`, x);
     return convNd(x, this.weight, this.bias, this.options);
   }
 }

@@ -42,6 +42,71 @@ export interface LoadResult {
 
 export type StateDict = Map<string, Tensor> | Record<string, Tensor>;
 
+// Errors thrown inside a model's forward name the layer they came from ("layer1.0.conv1
+// (KWConv2d 64→64): ..."). Every subclass's own `forward` is wrapped once per class, on the
+// first construction, in a try/catch: nothing per layer to write, and nothing on the success
+// path but one extra call frame. On the way out each wrapping module extends the path from
+// itself down to the module that threw, so the outermost call leaves the full dotted path.
+const WRAPPED = new WeakSet<object>();
+
+/** Where a propagating error has got to (kept off the error so that printing it stays short). */
+interface Trail {
+  thrower: Module; // the innermost module whose forward the error left
+  anchor: Module; // the outermost module the path has been extended to
+  original: string; // the error's own message, before any prefix
+  path: string; // from anchor down to thrower
+}
+const TRAILS = new WeakMap<Error, Trail>();
+
+function wrapForwards(proto: object | null): void {
+  for (let p = proto; p && p !== Module.prototype; p = Object.getPrototypeOf(p)) {
+    if (WRAPPED.has(p)) return; // its parents were wrapped with it
+    WRAPPED.add(p);
+    const d = Object.getOwnPropertyDescriptor(p, 'forward');
+    if (!d || typeof d.value !== 'function') continue;
+    const inner = d.value as (this: Module, ...args: unknown[]) => unknown;
+    Object.defineProperty(p, 'forward', {
+      ...d,
+      value: {
+        forward(this: Module, ...args: unknown[]): unknown {
+          try {
+            return inner.apply(this, args);
+          } catch (e) {
+            throw nameModuleIn(e, this);
+          }
+        },
+      }.forward,
+    });
+  }
+}
+
+/** Prefixes err's message with the path from `m` down to the module that threw (error path only). */
+function nameModuleIn(err: unknown, m: Module): unknown {
+  if (!(err instanceof Error)) return err;
+  const e = err as Error & { modulePath?: string };
+  const trail = TRAILS.get(e);
+  try {
+    if (!trail) {
+      TRAILS.set(e, { thrower: m, anchor: m, original: e.message, path: '' });
+      e.modulePath = ''; // called directly: its own message already names it
+      return e;
+    }
+    if (trail.anchor === m) return e; // a subclass's forward calling super.forward
+    const below = m.namedModules().find(([, c]) => c === trail.anchor);
+    if (!below) return e; // the anchor is not a registered child of m: keep the path so far
+    trail.anchor = m;
+    trail.path = [below[0], trail.path].filter((s) => s).join('.');
+    const before = e.message;
+    e.message = `${trail.path} (${trail.thrower.describeLayer()}): ${trail.original}`;
+    e.modulePath = trail.path;
+    // V8 formats `stack` on first read; if something read it already, its header is stale
+    if (typeof e.stack === 'string' && !e.stack.startsWith(`${e.name}: ${e.message}`)) e.stack = e.stack.replace(before, e.message);
+  } catch {
+    // a frozen error goes on as it is
+  }
+  return e;
+}
+
 export class Module {
   /** False after eval(): BatchNorm uses running statistics, dropout is off. */
   training = true;
@@ -49,6 +114,21 @@ export class Module {
   private readonly bufs = new Map<string, Tensor | null>();
   private readonly nonPersistent = new Set<string>();
   private readonly mods = new Map<string, Module | null>();
+
+  constructor() {
+    wrapForwards(new.target.prototype);
+  }
+
+  /** What the layer is, for error messages: "Conv2d 3→32" (the class name and its extraRepr()). */
+  describeLayer(): string {
+    const extra = this.extraRepr();
+    return extra ? `${this.constructor.name} ${extra}` : this.constructor.name;
+  }
+
+  /** The sizes that identify a layer ("3→32"); subclasses override (PyTorch's extra_repr). */
+  extraRepr(): string {
+    return '';
+  }
 
   private checkName(name: string, fn: string): void {
     if (typeof name !== 'string' || name === '' || name.includes('.'))

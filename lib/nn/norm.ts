@@ -71,6 +71,10 @@ export class BatchNormNd extends Module implements Layer {
     }
   }
 
+  extraRepr(): string {
+    return String(this.numFeatures);
+  }
+
   forward(x: Tensor): Tensor {
     if (!(x instanceof Tensor) || !this.ranks.includes(x.ndim) || x.shape[1] !== this.numFeatures)
       throw new ArgumentError(`${this.fn}.forward`, 'x',
@@ -132,6 +136,9 @@ export class LayerNorm extends Module implements Layer {
     this.dataFormat = f;
     this.weight = this.registerParameter('weight', full([normalizedShape], 1))!;
     this.bias = this.registerParameter('bias', zeros([normalizedShape]))!;
+  }
+  extraRepr(): string {
+    return `${this.normalizedShape}, ${this.dataFormat}`;
   }
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.weight, this.bias, { eps: this.eps, channelsFirst: this.dataFormat === 'channels_first' });
