@@ -9,6 +9,7 @@ import { printDoctor } from './doctor';
 import { printSummary } from './summary';
 import { createModelFromArgs } from '../models/registry';
 import { Generator } from '../random';
+import { native } from '../native';
 import { buildInfo } from '../runtime';
 import { countParameters, evaluate, train, TrainArgs, TrainResult } from '../train/trainer';
 import { loadModelWeights } from '../train/checkpoint';
@@ -136,11 +137,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  // upstream's default device is cuda; here a GPU must be asked for and is refused clearly
+  // upstream's default device is cuda; here a GPU must be asked for, and is refused clearly
+  // (built without CUDA, library missing, no device visible, driver too old) when unusable
   const explicitDevice = argv.some((a) => a === '--device' || a.startsWith('--device='));
-  if (explicitDevice && args.device !== 'cpu') {
-    console.error(`kw-train: --device ${args.device}: this build of kernelwarehouse has no CUDA backend (CPU only); use --device cpu`);
-    return 1;
+  if (!explicitDevice) args.device = 'cpu';
+  if (args.device !== 'cpu' && args.device !== 'cuda') {
+    console.error(`kw-train: --device ${args.device}: expected cpu or cuda`);
+    return 2;
+  }
+  if (args.device === 'cuda') {
+    const cuda = native.cudaInfo();
+    if (!cuda.available) {
+      console.error(`kw-train: --device cuda: ${cuda.reason}; use --device cpu`);
+      return 1;
+    }
   }
   const named = argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0].replace(/-/g, '_'));
   if (!named.some((n) => CHOOSES_THE_JOB.includes(n))) return defaultRun(argv);
