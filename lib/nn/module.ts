@@ -194,7 +194,13 @@ export class Module {
   to(device: Device): this {
     checkDevice('Module.to', device);
     for (const t of [...this.parameters(), ...this.buffers()]) t.moveTo(device);
+    for (const m of this.modules()) for (const t of m.deviceTensors()) t.moveTo(device);
     return this;
+  }
+
+  /** Tensors a module holds outside its state (not parameters or buffers) that must follow it in to(). */
+  protected deviceTensors(): Tensor[] {
+    return [];
   }
 
   train(mode = true): this {

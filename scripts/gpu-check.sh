@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The one prepared GPU check (issue 6): builds the CUDA backend on the GPU machine (with cuBLAS
+# and cuDNN from PyTorch's NVIDIA wheels when present, and once more with only our own kernels),
+# runs test/cuda.test.ts against both builds, the golden suite on CUDA (KW_DEVICE=cuda), and the
+# KW-ResNet-18 kw1x training-throughput benchmark (batch 128, 224x224) beside the same model in
+# PyTorch the upstream way (fp32, tf32, bf16 autocast). Everything lands in $OUT (7 files).
+#
+# The GPU machine has nvcc, cmake, ninja, python3 + torch, but no node and no npm packages, and
+# only the repository travels. So there are two steps:
+#
+#   1. here (any machine with node, npm deps, xz):   scripts/gpu-check.sh prepare [--no-golden]
+#      writes .gpu/ (ignored by git): node (xz), the compiled JS of lib/, bench/ and the two
+#      test files, node-gyp-build, node-addon-api, a tap stand-in, Node-API headers, and the
+#      golden cases (tar.xz; about 58 MiB in all, under the tool's 64 MiB).
+#   2. on the GPU machine, through the device tool:
+#        run(command="bash scripts/gpu-check.sh", carry=[".gpu"], timeout_s=600)
+#      about 6-8 minutes: build ~1.5, tests ~2, golden ~1-2, benchmarks ~2.
+#
+# Each stage has its own time limit and the script goes on after a failure, so one broken stage
+# still leaves the others' results; summary.txt says what passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+G=$ROOT/.gpu
+
+prepare() {
+  local golden=1
+  [ "${1:-}" = "--no-golden" ] && golden=0
+  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>"$(git rev-parse --git-path info/exclude)"
+  mkdir -p "$G/node_modules" "$G/include"
+  echo "prepare: compiling lib/, bench/ and the GPU tests to .gpu/dist"
+  cat >"$G/tsconfig.json" <<'JSON'
+{
+  "extends": "../tsconfig.json",
+  "compilerOptions": { "outDir": "dist", "rootDir": "..", "declaration": false, "noUnusedLocals": false },
+  "include": ["../lib/**/*.ts", "../bench/**/*.ts", "../binding.d.ts", "../test/cuda.test.ts", "../test/golden.test.ts", "../test/helpers/*.ts"]
+}
+JSON
+  rm -rf "$G/dist" && npx tsc -p "$G/tsconfig.json" || return 1
+  echo "prepare: node modules and headers"
+  rm -rf "$G/node_modules/node-gyp-build" "$G/node_modules/node-addon-api" "$G/node_modules/tap"
+  cp -rL node_modules/node-gyp-build node_modules/node-addon-api "$G/node_modules/"
+  mkdir -p "$G/node_modules/tap" && cp scripts/gpu/tap-shim.js "$G/node_modules/tap/index.js"
+  echo '{"name":"tap","main":"index.js"}' >"$G/node_modules/tap/package.json"
+  local inc
+  inc=$(node -p "require('path').join(process.execPath, '..', '..', 'include', 'node')")
+  [ -f "$inc/node_api.h" ] || inc=/usr/include/node
+  cp "$inc"/node_api.h "$inc"/node_api_types.h "$inc"/js_native_api.h "$inc"/js_native_api_types.h "$G/include/"
+  if [ ! -f "$G/node.xz" ] || [ "$(cat "$G/node.version" 2>/dev/null)" != "$(node --version)" ]; then
+    echo "prepare: compressing node $(node --version) (a few minutes)"
+    xz -T0 -9 -c "$(command -v node)" >"$G/node.xz" && node --version >"$G/node.version"
+  fi
+  if [ "$golden" = 1 ]; then
+    local gd=${KW_GOLDEN_DIR:-$ROOT/../shared/golden}
+    if [ -d "$gd" ] && [ ! -f "$G/golden.tar.xz" ]; then
+      echo "prepare: packing the golden cases from $gd"
+      tar -C "$gd" -cf - . | xz -T0 -6 >"$G/golden.tar.xz"
+    fi
+  else
+    rm -f "$G/golden.tar.xz"
+  fi
+  du -sh "$G" "$G"/* | sed 's/^/prepare: /'
+  local total
+  total=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb "$G" | cut -f1) ))
+  echo "prepare: the working tree that travels: $((total / 1048576)) MiB (the device tool takes at most 64)"
+}
+
+if [ "${1:-}" = "prepare" ]; then
+  shift
+  prepare "$@"
+  exit $?
+fi
+
+# ---------------------------------------------------------------- on the GPU machine
+OUT=${OUT:-$ROOT/gpu-out}
+mkdir -p "$OUT"
+SUMMARY=$OUT/summary.txt
+: >"$SUMMARY"
+say() { echo "$*" | tee -a "$SUMMARY"; }
+stage() {  # stage NAME LIMIT_S LOGFILE command...: runs, logs, records pass/fail and the time
+  local name=$1 limit=$2 log=$3
+  shift 3
+  local t0=$SECONDS
+  echo "=== $name" >>"$log"
+  timeout "$limit" "$@" >>"$log" 2>&1
+  local rc=$?
+  say "$name: $([ $rc = 0 ] && echo PASS || echo "FAIL (exit $rc$([ $rc = 124 ] && echo ', timed out'))") in $((SECONDS - t0)) s"
+  return $rc
+}
+
+[ -d "$G/dist" ] || { say "no .gpu/ bundle: run 'scripts/gpu-check.sh prepare' first and carry .gpu"; exit 1; }
+{
+  nvidia-smi 2>&1 | head -15
+  nvcc --version 2>&1 | tail -2
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1
+} >"$OUT/env.txt"
+
+mkdir -p /tmp/kwnode/bin
+xz -dc "$G/node.xz" >/tmp/kwnode/bin/node && chmod +x /tmp/kwnode/bin/node
+export PATH=/tmp/kwnode/bin:$PATH
+node --version >>"$OUT/env.txt" 2>&1 || { say "the carried node does not run here"; exit 1; }
+[ -e node_modules ] || ln -s .gpu/node_modules node_modules
+
+# Build: the addon (CPU kernels, no OpenBLAS needed) and libkw_cuda.so with the libraries found
+# (cuBLAS/cuDNN from the torch wheels), sm_90 only to save time on this H200; then a second
+# libkw_cuda.so with our own GEMM and convolution kernels only.
+JOBS=$(nproc)
+stage "configure + build (cuBLAS/cuDNN where found)" 300 "$OUT/build.log" bash -c "
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKW_CUDA=ON -DKW_CUDA_ARCHS=90-real \
+    -DCMAKE_JS_INC=$G/include -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$ROOT/build/Release &&
+  cmake --build build -j $JOBS" || {
+  # A cuDNN/cuBLAS API mismatch must not cost the whole check: retry with our own kernels.
+  stage "configure + build (own kernels only, after the failure above)" 300 "$OUT/build.log" bash -c "
+    cmake -S . -B build -G Ninja -DKW_CUDA_LIBS=OFF && cmake --build build -j $JOBS"
+}
+grep -E "kernelwarehouse: (CUDA|GEMM)" "$OUT/build.log" | sed 's/^-- //' >>"$SUMMARY"
+stage "build libkw_cuda.so with own kernels only" 300 "$OUT/build.log" bash -c "
+  cmake -S . -B build-own -G Ninja -DCMAKE_BUILD_TYPE=Release -DKW_CUDA=ON -DKW_CUDA_LIBS=OFF -DKW_CUDA_ARCHS=90-real \
+    -DCMAKE_JS_INC=$G/include -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$ROOT/build-own/Release &&
+  cmake --build build-own -j $JOBS --target kw_cuda"
+
+node -e "const i = require('./.gpu/dist/lib/native').native.cudaInfo(); console.log(JSON.stringify(i))" >>"$OUT/env.txt" 2>&1
+say "device: $(node -e "const i = require('./.gpu/dist/lib/native').native.cudaInfo(); console.log(i.available ? i.describe : i.reason)" 2>&1)"
+
+stage "test/cuda.test.ts (cuBLAS/cuDNN build)" 150 "$OUT/cuda-test.txt" node .gpu/dist/test/cuda.test.js
+grep -E "^# \{ total" "$OUT/cuda-test.txt" | tail -1 >>"$SUMMARY"
+stage "test/cuda.test.ts (own kernels)" 150 "$OUT/cuda-test-own.txt" env KW_CUDA_LIB="$ROOT/build-own/Release/libkw_cuda.so" node .gpu/dist/test/cuda.test.js
+grep -E "^# \{ total" "$OUT/cuda-test-own.txt" | tail -1 >>"$SUMMARY"
+
+if [ -f "$G/golden.tar.xz" ]; then
+  mkdir -p /tmp/golden && xz -dc "$G/golden.tar.xz" | tar -C /tmp/golden -xf -
+  stage "golden suite on CUDA" 180 "$OUT/golden-cuda.txt" env KW_DEVICE=cuda KW_GOLDEN_DIR=/tmp/golden node .gpu/dist/test/golden.test.js
+  grep -E "^# \{ total" "$OUT/golden-cuda.txt" | tail -1 >>"$SUMMARY"
+else
+  say "golden suite: skipped (prepared with --no-golden)"
+fi
+
+# Throughput: ours with cuDNN (grouped conv) and with our own kernels, then PyTorch upstream-style.
+B=${KW_BENCH_BATCH:-128}
+stage "benchmark kernelwarehouse (cuDNN)" 150 "$OUT/bench.jsonl" node .gpu/dist/bench/gpu_train.js --device cuda --batch "$B" --size 224 --steps 10 --warmup 3 --plan /tmp/plan.json
+stage "benchmark kernelwarehouse (own kernels)" 150 "$OUT/bench.jsonl" env KW_CUDA_CONV=own node .gpu/dist/bench/gpu_train.js --device cuda --batch "$B" --size 224 --steps 5 --warmup 2
+stage "benchmark PyTorch upstream-style" 150 "$OUT/bench.jsonl" python3 scripts/kw_torch_bench.py --plan /tmp/plan.json --batch "$B" --size 224 --steps 10 --warmup 3 --amp
+grep -h '^{' "$OUT/bench.jsonl" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(f"{r[\"impl\"]:>24} {r.get(\"precision\", \"fp32\"):>14}: {r[\"imagesPerSec\"]:8.1f} images/s ({r[\"stepMs\"]:.1f} ms/step, peak {r.get(\"peakDeviceMiB\") or 0:.0f} MiB)")
+' >>"$SUMMARY" 2>&1
+cat "$SUMMARY"
