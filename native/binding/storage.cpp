@@ -153,11 +153,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("gemm", backend_for(Device::CPU).gemm->provider());
   o.Set("threads", num_threads());
   o.Set("napiVersion", NAPI_VERSION);
-#ifdef KW_CUDA_BUILT
-  o.Set("cuda", true);  // libkw_cuda.so was built beside this addon (a device may still be missing)
-#else
-  o.Set("cuda", false);
-#endif
+  o.Set("cuda", cuda_built());  // libkw_cuda.so was built beside this addon (a device may still be missing)
 #ifdef KW_SANITIZE_BUILD
   o.Set("sanitized", true);
 #endif

@@ -80,6 +80,14 @@ const Loaded& loaded() {
 
 }  // namespace
 
+bool cuda_built() {
+#ifdef KW_CUDA_BUILT
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::string cuda_library_path() {
   if (const char* p = std::getenv("KW_CUDA_LIB")) return p;
   return dir_of_this_addon() + "/libkw_cuda.so";

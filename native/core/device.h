@@ -40,6 +40,8 @@ extern "C" typedef const DeviceRuntime* (*KwCudaEntry)(char* err, size_t err_len
 const DeviceRuntime& cuda_runtime();
 // Whether CUDA can be used, without throwing; why receives the reason when it cannot.
 bool cuda_available(std::string* why);
+// Whether libkw_cuda.so was built beside this addon (a device may still be missing).
+bool cuda_built();
 // Where the addon looks for the library (KW_CUDA_LIB overrides).
 std::string cuda_library_path();
 

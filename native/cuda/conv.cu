@@ -272,12 +272,20 @@ bool use_cudnn() {
   return on;
 }
 
+// The heuristics' best algorithm that reports success (entries may carry a failure status).
+template <typename Perf, typename Algo>
+Algo first_usable(const Perf* perf, int found, Algo fallback) {
+  for (int i = 0; i < found; i++)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i].algo;
+  return fallback;
+}
+
 void forward_cudnn(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   CudnnConv d(g);
   int found = 0;
   cudnnConvolutionFwdAlgoPerf_t perf[8];
   KW_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn(), d.x, d.w, d.conv, d.y, 8, &found, perf));
-  cudnnConvolutionFwdAlgo_t algo = found ? perf[0].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  cudnnConvolutionFwdAlgo_t algo = first_usable(perf, found, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
   size_t ws = 0;
   KW_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn(), d.x, d.w, d.conv, d.y, algo, &ws));
   Scratch work(ws);
@@ -299,7 +307,7 @@ void backward_cudnn(const ConvGeometry& g, const float* dy, const float* x, cons
     int found = 0;
     cudnnConvolutionBwdDataAlgoPerf_t perf[8];
     KW_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn(), d.w, d.y, d.conv, d.x, 8, &found, perf));
-    cudnnConvolutionBwdDataAlgo_t algo = found ? perf[0].algo : CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    cudnnConvolutionBwdDataAlgo_t algo = first_usable(perf, found, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
     size_t ws = 0;
     KW_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn(), d.w, d.y, d.conv, d.x, algo, &ws));
     Scratch work(ws);
@@ -309,7 +317,7 @@ void backward_cudnn(const ConvGeometry& g, const float* dy, const float* x, cons
     int found = 0;
     cudnnConvolutionBwdFilterAlgoPerf_t perf[8];
     KW_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn(), d.x, d.y, d.conv, d.w, 8, &found, perf));
-    cudnnConvolutionBwdFilterAlgo_t algo = found ? perf[0].algo : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    cudnnConvolutionBwdFilterAlgo_t algo = first_usable(perf, found, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1);
     size_t ws = 0;
     KW_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn(), d.x, d.y, d.conv, d.w, algo, &ws));
     Scratch work(ws);
