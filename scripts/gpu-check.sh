@@ -9,7 +9,7 @@
 # only the repository travels. So there are two steps:
 #
 #   1. here (any machine with node, npm deps, xz):   scripts/gpu-check.sh prepare [--no-golden]
-#      writes .gpu/ (ignored by git): node (xz), the compiled JS of lib/, bench/ and the two
+#      writes .gpu/ (in .gitignore): node (xz), the compiled JS of lib/, bench/ and the two
 #      test files, node-gyp-build, node-addon-api, a tap stand-in, Node-API headers, and the
 #      golden cases (tar.xz; about 58 MiB in all, under the tool's 64 MiB).
 #   2. on the GPU machine, through the device tool:
@@ -26,7 +26,6 @@ G=$ROOT/.gpu
 prepare() {
   local golden=1
   [ "${1:-}" = "--no-golden" ] && golden=0
-  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>"$(git rev-parse --git-path info/exclude)"
   mkdir -p "$G/node_modules" "$G/include"
   echo "prepare: compiling lib/, bench/ and the GPU tests to .gpu/dist"
   cat >"$G/tsconfig.json" <<'JSON'

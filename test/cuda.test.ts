@@ -11,15 +11,14 @@
 // Run: npx tap test/cuda.test.ts   (scripts/gpu-check.sh runs it on a GPU machine)
 import t from 'tap';
 import { spawnSync } from 'child_process';
-import * as path from 'path';
 import * as kw from '../lib';
 import { Device, Tensor } from '../lib';
-import { native } from '../lib/native';
+import { native, packageRoot } from '../lib/native';
 import { randomData } from './helpers/gradcheck';
 import { runCli } from './helpers/cli';
 
 const info = native.cudaInfo();
-const root = path.resolve(__dirname, '..');
+const root = packageRoot; // also right when this file runs compiled from .gpu/dist (scripts/gpu-check.sh)
 
 t.test('without a usable device', async (t) => {
   t.test('the CPU path loads and runs', async (t) => {

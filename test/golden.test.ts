@@ -15,6 +15,7 @@ import {
 import type { Layer } from '../lib';
 import { testDevice } from './helpers/device';
 import { runModelCase } from './helpers/golden_model';
+import { packageRoot } from '../lib/native';
 import { rawToTensor } from '../lib/io/checkpoint';
 import { readSafetensors as readSafetensorsFile } from '../lib/io/safetensors';
 
@@ -25,7 +26,8 @@ function readSafetensors(file: string): Map<string, Tensor> {
   return out;
 }
 
-const goldenDir = process.env.KW_GOLDEN_DIR ?? path.resolve(__dirname, '..', '..', 'shared', 'golden');
+// From packageRoot, not __dirname: scripts/gpu-check.sh runs this file compiled from .gpu/dist.
+const goldenDir = process.env.KW_GOLDEN_DIR ?? path.resolve(packageRoot, '..', 'shared', 'golden');
 const DEVICE = testDevice(); // KW_DEVICE=cuda: the same cases on the GPU
 const TOLERANCE = 2e-4; // README: max|a − b| ≤ 2e-4 · max(1, max|b|)
 
@@ -140,7 +142,7 @@ function runInvalidCase(t: tap.Test, c: Json): void {
   t.match(msg, /\d/, 'the error gives the counts');
 }
 
-const configDir = path.resolve(__dirname, '..', 'configs');
+const configDir = path.join(packageRoot, 'configs');
 
 const files = fs.existsSync(goldenDir) ? fs.readdirSync(goldenDir).filter((f) => f.endsWith('.json')).sort() : [];
 t.ok(files.length > 0, `reference cases found in ${goldenDir}`);

@@ -6,6 +6,7 @@
 const util = require('util');
 
 let failures = 0, passes = 0, skips = 0;
+const pad = (depth) => '    '.repeat(Math.max(0, depth));
 
 function matches(value, pattern) {
   if (pattern instanceof RegExp) return pattern.test(String(value));
@@ -24,13 +25,13 @@ class Test {
     this.failed = false;
   }
   line(ok, msg, extra) {
-    const pad = '    '.repeat(this.depth);
+    const indent = pad(this.depth);
     if (ok) passes++;
     else {
       failures++;
       this.failed = true;
     }
-    console.log(`${pad}${ok ? 'ok' : 'not ok'} - ${msg}${extra && !ok ? `\n${pad}  # ${extra}` : ''}`);
+    console.log(`${indent}${ok ? 'ok' : 'not ok'} - ${msg}${extra && !ok ? `\n${indent}  # ${extra}` : ''}`);
     return ok;
   }
   ok(v, msg = 'should be truthy') { return this.line(!!v, msg); }
@@ -47,7 +48,7 @@ class Test {
   type(v, t, msg = `type is ${t}`) { return this.line(typeof v === t || (typeof t === 'function' && v instanceof t), msg); }
   fail(msg = 'fail') { return this.line(false, msg); }
   pass(msg = 'pass') { return this.line(true, msg); }
-  comment(...a) { console.log(`${'    '.repeat(this.depth)}# ${a.join(' ')}`); }
+  comment(...a) { console.log(`${pad(this.depth)}# ${a.join(' ')}`); }
   throws(fn, wanted, msg) {
     if (typeof wanted === 'string' && msg === undefined) [msg, wanted] = [wanted, undefined];
     try {
@@ -70,13 +71,13 @@ class Test {
       for (const { child, opts, fn: f } of this.children) {
         if (opts.skip) {
           skips++;
-          console.log(`${'    '.repeat(this.depth)}ok - ${child.name} # SKIP ${opts.skip === true ? '' : opts.skip}`);
+          console.log(`${pad(this.depth)}ok - ${child.name} # SKIP ${opts.skip === true ? '' : opts.skip}`);
           continue;
         }
-        console.log(`${'    '.repeat(this.depth)}# Subtest: ${child.name}`);
+        console.log(`${pad(this.depth)}# Subtest: ${child.name}`);
         await child.run(f);
         if (child.failed) this.failed = true;
-        console.log(`${'    '.repeat(this.depth)}${child.failed ? 'not ok' : 'ok'} - ${child.name}`);
+        console.log(`${pad(this.depth)}${child.failed ? 'not ok' : 'ok'} - ${child.name}`);
       }
     } catch (e) {
       this.line(false, `${this.name}: threw ${e && e.stack}`);
@@ -87,7 +88,6 @@ class Test {
 }
 
 const root = new Test('root', -1);
-root.line = function (ok, msg, extra) { return Test.prototype.line.call(Object.assign(this, { depth: 0 }), ok, msg, extra); };
 let scheduled = false;
 const proxy = new Proxy(root, {
   get(target, prop) {
