@@ -11,6 +11,8 @@
 // Run: npx tap test/cuda.test.ts   (scripts/gpu-check.sh runs it on a GPU machine)
 import t from 'tap';
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
 import * as kw from '../lib';
 import { Device, Tensor } from '../lib';
 import { native, packageRoot } from '../lib/native';
@@ -45,6 +47,16 @@ t.test('without a usable device', async (t) => {
     const cli = await runCli(['--device', 'cuda', '--model', 'resnet_mini']);
     t.equal(cli.code, 1, 'kw-train --device cuda exits non-zero');
     t.match(cli.err, `kw-train: --device cuda: ${info.reason}; use --device cpu`);
+  });
+
+  // The installed command itself (the compiled CLI that `npx kw-train` runs), as a process.
+  const compiled = path.join(root, 'dist', 'lib', 'cli', 'kw-train.js');
+  t.test('npx kw-train --device cuda, as a process', {
+    skip: info.available ? 'a CUDA device is visible here' : !fs.existsSync(compiled) ? 'dist/ not built (npm run build:ts)' : false,
+  }, async (t) => {
+    const r = spawnSync(process.execPath, [compiled, '--device', 'cuda', '--model', 'resnet_mini'], { cwd: root, encoding: 'utf8' });
+    t.equal(r.status, 1, 'exit status 1');
+    t.match(r.stderr, /kw-train: --device cuda: device 'cuda' is not available: .+; use --device cpu/);
   });
 
   t.test('a missing library is named (KW_CUDA_LIB)', async (t) => {
