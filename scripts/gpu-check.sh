@@ -3,7 +3,8 @@
 # and cuDNN from PyTorch's NVIDIA wheels when present, and once more with only our own kernels),
 # runs test/cuda.test.ts against both builds, the golden suite on CUDA (KW_DEVICE=cuda), and the
 # KW-ResNet-18 kw1x training-throughput benchmark (batch 128, 224x224) beside the same model in
-# PyTorch the upstream way (fp32, tf32, bf16 autocast). Everything lands in $OUT (7 files).
+# PyTorch the upstream way (fp32, tf32, bf16 autocast). Everything lands in $OUT (8 files, the
+# device tool's limit); summary.txt first of all.
 #
 # The GPU machine has nvcc, cmake, ninja, python3 + torch, but no node and no npm packages, and
 # only the repository travels. So there are two steps:
@@ -14,7 +15,7 @@
 #      golden cases (tar.xz; about 58 MiB in all, under the tool's 64 MiB).
 #   2. on the GPU machine, through the device tool:
 #        run(command="bash scripts/gpu-check.sh", carry=[".gpu"], timeout_s=600)
-#      about 6-8 minutes: build ~1.5, tests ~2, golden ~1-2, benchmarks ~2.
+#      at most 570 s (KW_GPU_BUDGET): build, CUDA tests, benchmarks, golden suite, own-kernel tests.
 #
 # Each stage has its own time limit and the script goes on after a failure, so one broken stage
 # still leaves the others' results; summary.txt says what passed.
@@ -102,49 +103,71 @@ export PATH=/tmp/kwnode/bin:$PATH
 node --version >>"$OUT/env.txt" 2>&1 || { say "the carried node does not run here"; exit 1; }
 [ -e node_modules ] || ln -s .gpu/node_modules node_modules
 
-# Build: the addon (CPU kernels, no OpenBLAS needed) and libkw_cuda.so with the libraries found
-# (cuBLAS/cuDNN from the torch wheels), sm_90 only to save time on this H200; then a second
-# libkw_cuda.so with our own GEMM and convolution kernels only.
+# The device tool stops a command after 600 s: every stage gets at most what is left of
+# BUDGET (default 570 s), in order of importance, and a stage with under 20 s left is skipped.
+BUDGET=${KW_GPU_BUDGET:-570}
+run_stage() {  # like stage, with the limit cut to the time left
+  local name=$1 limit=$2
+  local left=$((BUDGET - SECONDS))
+  if [ "$left" -lt 20 ]; then say "$name: SKIPPED (out of time)"; return 1; fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  shift 2
+  stage "$name" "$limit" "$@"
+}
+
+# Build: the addon (CPU kernels; no OpenBLAS needed) and libkw_cuda.so with the libraries found
+# (cuBLAS/cuDNN, from the torch wheels), sm_90 only to save time on this H200. A second
+# libkw_cuda.so with only our own GEMM and convolution kernels builds in the background.
 JOBS=$(nproc)
-stage "configure + build (cuBLAS/cuDNN where found)" 300 "$OUT/build.log" bash -c "
+run_stage "configure + build (cuBLAS/cuDNN where found)" 200 "$OUT/build.log" bash -c "
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKW_CUDA=ON -DKW_CUDA_ARCHS=90-real \
     -DCMAKE_JS_INC=$G/include -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$ROOT/build/Release &&
   cmake --build build -j $JOBS" || {
   # A cuDNN/cuBLAS API mismatch must not cost the whole check: retry with our own kernels.
-  stage "configure + build (own kernels only, after the failure above)" 300 "$OUT/build.log" bash -c "
+  run_stage "configure + build (own kernels only, after the failure above)" 150 "$OUT/build.log" bash -c "
     cmake -S . -B build -G Ninja -DKW_CUDA_LIBS=OFF && cmake --build build -j $JOBS"
 }
 grep -E "kernelwarehouse: (CUDA|GEMM)" "$OUT/build.log" | sed 's/^-- //' >>"$SUMMARY"
-stage "build libkw_cuda.so with own kernels only" 300 "$OUT/build.log" bash -c "
+( timeout 200 bash -c "
   cmake -S . -B build-own -G Ninja -DCMAKE_BUILD_TYPE=Release -DKW_CUDA=ON -DKW_CUDA_LIBS=OFF -DKW_CUDA_ARCHS=90-real \
     -DCMAKE_JS_INC=$G/include -DCMAKE_LIBRARY_OUTPUT_DIRECTORY=$ROOT/build-own/Release &&
-  cmake --build build-own -j $JOBS --target kw_cuda"
+  nice cmake --build build-own -j $JOBS --target kw_cuda" >"$OUT/build-own.log" 2>&1 ) &
+OWN_BUILD=$!
 
 node -e "const i = require('./.gpu/dist/lib/native').native.cudaInfo(); console.log(JSON.stringify(i))" >>"$OUT/env.txt" 2>&1
 say "device: $(node -e "const i = require('./.gpu/dist/lib/native').native.cudaInfo(); console.log(i.available ? i.describe : i.reason)" 2>&1)"
 
-stage "test/cuda.test.ts (cuBLAS/cuDNN build)" 150 "$OUT/cuda-test.txt" node .gpu/dist/test/cuda.test.js
+run_stage "test/cuda.test.ts (cuBLAS/cuDNN build)" 120 "$OUT/cuda-test.txt" node .gpu/dist/test/cuda.test.js
 grep -E "^# \{ total" "$OUT/cuda-test.txt" | tail -1 >>"$SUMMARY"
-stage "test/cuda.test.ts (own kernels)" 150 "$OUT/cuda-test-own.txt" env KW_CUDA_LIB="$ROOT/build-own/Release/libkw_cuda.so" node .gpu/dist/test/cuda.test.js
-grep -E "^# \{ total" "$OUT/cuda-test-own.txt" | tail -1 >>"$SUMMARY"
+
+# Throughput: ours (cuDNN grouped conv, then our own conv kernels), then PyTorch upstream-style.
+B=${KW_BENCH_BATCH:-128}
+run_stage "benchmark kernelwarehouse (cuDNN)" 90 "$OUT/bench.jsonl" node .gpu/dist/bench/gpu_train.js --device cuda --batch "$B" --size 224 --steps 10 --warmup 3 --plan /tmp/plan.json
+run_stage "benchmark PyTorch upstream-style" 120 "$OUT/bench.jsonl" python3 scripts/kw_torch_bench.py --plan /tmp/plan.json --batch "$B" --size 224 --steps 10 --warmup 3 --amp
+run_stage "benchmark kernelwarehouse (own conv kernels)" 60 "$OUT/bench.jsonl" env KW_CUDA_CONV=own node .gpu/dist/bench/gpu_train.js --device cuda --batch "$B" --size 224 --steps 3 --warmup 1
 
 if [ -f "$G/golden.tar.xz" ]; then
   mkdir -p /tmp/golden && unxz_to "$G/golden.tar.xz" /tmp/golden.tar && tar -C /tmp/golden -xf /tmp/golden.tar
-  stage "golden suite on CUDA" 180 "$OUT/golden-cuda.txt" env KW_DEVICE=cuda KW_GOLDEN_DIR=/tmp/golden node .gpu/dist/test/golden.test.js
+  run_stage "golden suite on CUDA" 150 "$OUT/golden-cuda.txt" env KW_DEVICE=cuda KW_GOLDEN_DIR=/tmp/golden node .gpu/dist/test/golden.test.js
   grep -E "^# \{ total" "$OUT/golden-cuda.txt" | tail -1 >>"$SUMMARY"
 else
   say "golden suite: skipped (prepared with --no-golden)"
 fi
 
-# Throughput: ours with cuDNN (grouped conv) and with our own kernels, then PyTorch upstream-style.
-B=${KW_BENCH_BATCH:-128}
-stage "benchmark kernelwarehouse (cuDNN)" 150 "$OUT/bench.jsonl" node .gpu/dist/bench/gpu_train.js --device cuda --batch "$B" --size 224 --steps 10 --warmup 3 --plan /tmp/plan.json
-stage "benchmark kernelwarehouse (own kernels)" 150 "$OUT/bench.jsonl" env KW_CUDA_CONV=own node .gpu/dist/bench/gpu_train.js --device cuda --batch "$B" --size 224 --steps 5 --warmup 2
-stage "benchmark PyTorch upstream-style" 150 "$OUT/bench.jsonl" python3 scripts/kw_torch_bench.py --plan /tmp/plan.json --batch "$B" --size 224 --steps 10 --warmup 3 --amp
-grep -h '^{' "$OUT/bench.jsonl" | python3 -c '
+if wait "$OWN_BUILD" && [ -f build-own/Release/libkw_cuda.so ]; then
+  run_stage "test/cuda.test.ts (own kernels only)" 120 "$OUT/cuda-test-own.txt" env KW_CUDA_LIB="$ROOT/build-own/Release/libkw_cuda.so" node .gpu/dist/test/cuda.test.js
+  grep -E "^# \{ total" "$OUT/cuda-test-own.txt" | tail -1 >>"$SUMMARY"
+else
+  say "libkw_cuda.so with own kernels only: build failed (build-own.log)"
+fi
+
+python3 - "$OUT/bench.jsonl" >>"$SUMMARY" 2>&1 <<'PY'
 import json, sys
-for line in sys.stdin:
+for line in open(sys.argv[1]):
+    if not line.startswith('{'):
+        continue
     r = json.loads(line)
-    print(f"{r[\"impl\"]:>24} {r.get(\"precision\", \"fp32\"):>14}: {r[\"imagesPerSec\"]:8.1f} images/s ({r[\"stepMs\"]:.1f} ms/step, peak {r.get(\"peakDeviceMiB\") or 0:.0f} MiB)")
-' >>"$SUMMARY" 2>&1
+    print('%28s %14s: %8.1f images/s (%.1f ms/step, peak %.0f MiB)' % (
+        r['impl'], r.get('precision', 'fp32'), r['imagesPerSec'], r['stepMs'], r.get('peakDeviceMiB') or 0))
+PY
 cat "$SUMMARY"
