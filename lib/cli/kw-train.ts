@@ -60,6 +60,7 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
       if (!from) throw new Error('--eval true needs --resume <checkpoint> (a .safetensors checkpoint or an official .pth)');
       loadModelWeights(from, model, { strict: true, modelKey: String(args.model_key), modelPrefix: String(args.model_prefix) });
       if (!loaders.val) throw new Error('--eval true with --disable_eval true leaves nothing to do');
+      if (args.device === 'cuda') model.to('cuda');
       const r = await evaluate(model, loaders.val);
       console.log(`${label}* Acc@1 ${r.acc1.toFixed(3)} Acc@5 ${r.acc5.toFixed(3)} loss ${r.loss.toFixed(3)}`);
       return { model: String(args.model), params, result: null, acc1: r.acc1, seconds: (Date.now() - t0) / 1000 };
@@ -69,6 +70,7 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
       trainLoader: loaders.train,
       evalLoader: loaders.val,
       args: args as unknown as TrainArgs,
+      device: args.device === 'cuda' ? 'cuda' : 'cpu', // checked in main(): usable, or refused
       createEmaModel: build,
       isConvnext: String(args.model).includes('convnext'),
       mixup: loaders.mixup,

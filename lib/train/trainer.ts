@@ -53,8 +53,6 @@ export interface TrainArgs {
   resume: string;
   start_epoch: number;
   disable_eval: boolean;
-  /** 'cuda' trains on the GPU (the model, its optimizer state and each batch move there); default cpu. */
-  device?: string;
   [key: string]: unknown;
 }
 
@@ -89,6 +87,11 @@ export interface TrainOptions {
   trainLoader: DataLoader;
   evalLoader?: DataLoader | null;
   args: TrainArgs;
+  /**
+   * 'cuda' trains on the GPU: the model, its optimizer state and each batch move there. Default
+   * cpu (not args.device, whose upstream default is cuda: kw-train passes it when asked for).
+   */
+  device?: Device;
   /** Builds a second, identically shaped model (for --model_ema). */
   createEmaModel?: () => TrainableModel;
   /** ConvNeXt: apply --layer_decay with its layer ids. */
@@ -215,7 +218,7 @@ function repairLog(file: string, startEpoch: number, checkpointLine: Record<stri
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const { model, trainLoader, args } = o;
-  const device: Device = args.device === 'cuda' ? 'cuda' : 'cpu';
+  const device: Device = o.device ?? 'cpu';
   // Before the optimizer exists, so its state is created beside the parameters.
   if (device !== 'cpu') model.to(device);
   const log = o.log ?? ((s: string) => console.log(s));
