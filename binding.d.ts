@@ -21,11 +21,26 @@ export interface MemoryStats {
   cachedBytes: number;
   liveBlocks: number;
 }
+export type NativeDevice = 'cpu' | 'cuda';
+export interface CudaInfo {
+  /** Whether CUDA tensors can be created (the library loaded and a device is visible). */
+  available: boolean;
+  /** Where the addon looks for libkw_cuda.so (KW_CUDA_LIB overrides). */
+  library: string;
+  /** Why not, when unavailable: built without CUDA, library missing, no device or old driver. */
+  reason?: string;
+  /** Toolkit, driver, device, GEMM and convolution providers, when available. */
+  describe?: string;
+  liveBytes?: number;
+  peakBytes?: number;
+  cachedBytes?: number;
+}
 export interface BuildInfo {
   version: string;
   gemm: string;
   threads: number;
   napiVersion: number;
+  /** libkw_cuda.so was built beside this addon (a device may still be missing). */
   cuda: boolean;
 }
 
@@ -44,11 +59,17 @@ export interface CommWorld {
 
 export interface Binding {
   // storage (native/binding/storage.cpp)
-  zeros(dtype: NativeDType, numel: number): Storage;
-  full(numel: number, value: number): Storage;
+  zeros(dtype: NativeDType, numel: number, device?: NativeDevice): Storage;
+  full(numel: number, value: number, device?: NativeDevice): Storage;
   fromTypedArray(data: NativeTypedArray): Storage;
   toTypedArray(s: Storage): NativeTypedArray;
   share(s: Storage): Storage;
+  /** A copy on the other device (another reference when already there). Throws saying why CUDA is unavailable. */
+  toDevice(s: Storage, device: NativeDevice): Storage;
+  deviceOf(s: Storage): NativeDevice;
+  /** Loads the CUDA backend on first call; never throws. */
+  cudaInfo(): CudaInfo;
+  cudaSynchronize(): void;
   release(s: Storage): void;
   storageInfo(s: Storage): StorageInfo;
   memoryStats(): MemoryStats;
@@ -95,9 +116,9 @@ export interface Binding {
                needDx: boolean, needDw: boolean, needDb: boolean): [Storage | null, Storage | null, Storage | null];
 
   // counter-based random draws (native/binding/random.cpp)
-  uniform(numel: number, seed: number, offset: number, low: number, high: number): Storage;
-  normal(numel: number, seed: number, offset: number, mean: number, std: number): Storage;
-  bernoulli(numel: number, seed: number, offset: number, p: number): Storage;
+  uniform(numel: number, seed: number, offset: number, low: number, high: number, device?: NativeDevice): Storage;
+  normal(numel: number, seed: number, offset: number, mean: number, std: number, device?: NativeDevice): Storage;
+  bernoulli(numel: number, seed: number, offset: number, p: number, device?: NativeDevice): Storage;
 
   // in-place updates (native/binding/optim.cpp): PyTorch's SGD/Adam/AdamW formulas
   sgdStep(param: Storage, grad: Storage, momentumBuffer: Storage | null, lr: number, momentum: number,
@@ -107,6 +128,7 @@ export interface Binding {
   lerpInplace(dst: Storage, src: Storage, weight: number): void;
   scaleInplace(x: Storage, scale: number): void;
   addInplace(dst: Storage, src: Storage, alpha: number): void;
+  /** dst and src may be on different devices (a host↔device copy). */
   copyInto(dst: Storage, src: Storage): void;
   sumSquares(x: Storage): number;
 

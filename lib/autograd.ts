@@ -97,7 +97,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: { retainGraph?: bool
     throw new Error(`backward: a gradient is needed for a non-scalar output of shape [${root.shape.join(', ')}]`);
   if (grad && grad.shape.join() !== root.shape.join())
     throw new Error(`backward: gradient shape [${grad.shape.join(', ')}] does not match output [${root.shape.join(', ')}]`);
-  const seed = grad ? grad.share() : new Tensor(native.full(1, 1), root.shape, 'float32', false);
+  const seed = grad ? grad.share() : new Tensor(native.full(1, 1, root.device), root.shape, 'float32', false);
   if (!root.gradFn) {
     root.grad = keep(addInto(root.grad, seed));
     return;

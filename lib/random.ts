@@ -3,7 +3,7 @@
 // seed alone, for any thread count.
 import { checkInt, checkShape } from './errors';
 import { native } from './native';
-import { numelOf, Tensor } from './tensor';
+import { Device, numelOf, Tensor } from './tensor';
 
 export class Generator {
   constructor(public seed = 0, public offset = 0) {
@@ -36,6 +36,8 @@ export function manualSeed(seed: number): void {
 
 export interface RandomOptions {
   generator?: Generator;
+  /** Where to draw (default cpu): the same counter-based stream on either device. */
+  device?: Device;
 }
 
 /** Uniform in [low, high). @example const u = rand([2, 3]); */
@@ -43,7 +45,7 @@ export function rand(shape: readonly number[], opts: RandomOptions & { low?: num
   const s = checkShape('rand', 'shape', [...shape]);
   const g = opts.generator ?? defaultGenerator;
   const n = numelOf(s);
-  return new Tensor(native.uniform(n, g.seed, g.take(n), opts.low ?? 0, opts.high ?? 1), s);
+  return new Tensor(native.uniform(n, g.seed, g.take(n), opts.low ?? 0, opts.high ?? 1, opts.device), s);
 }
 
 /** Normal with the given mean and std. @example const w = randn([64, 3, 3, 3], { std: 0.1 }); */
@@ -51,7 +53,7 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
   const s = checkShape('randn', 'shape', [...shape]);
   const g = opts.generator ?? defaultGenerator;
   const n = numelOf(s);
-  return new Tensor(native.normal(n, g.seed, g.take(n), opts.mean ?? 0, opts.std ?? 1), s);
+  return new Tensor(native.normal(n, g.seed, g.take(n), opts.mean ?? 0, opts.std ?? 1, opts.device), s);
 }
 
 /** 1 with probability p, else 0. */
@@ -59,5 +61,5 @@ export function bernoulli(shape: readonly number[], p: number, opts: RandomOptio
   const s = checkShape('bernoulli', 'shape', [...shape]);
   const g = opts.generator ?? defaultGenerator;
   const n = numelOf(s);
-  return new Tensor(native.bernoulli(n, g.seed, g.take(n), p), s);
+  return new Tensor(native.bernoulli(n, g.seed, g.take(n), p, opts.device), s);
 }

@@ -25,13 +25,13 @@ const scopes: Set<Tensor>[] = [];
 export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
-  readonly device: Device = 'cpu';
   requiresGrad = false;
   /** Accumulated gradient of a leaf tensor after backward(). */
   grad: Tensor | null = null;
   /** The op that produced this tensor, when it was recorded for autograd. */
   gradFn: GradNode | null = null;
   private handle: Storage | null;
+  private dev: Device | null = null;  // asked of the native storage once, on first use
 
   /** Internal: wrap a native storage. Use the creation functions (tensor, zeros, ...) instead. */
   constructor(handle: Storage, shape: readonly number[], dtype: DType = 'float32', track = true) {
@@ -44,6 +44,11 @@ export class Tensor {
   get storage(): Storage {
     if (this.handle === null) throw new Error(`tensor of shape [${this.shape.join(', ')}] was disposed`);
     return this.handle;
+  }
+  /** Where the data lives: 'cpu', or 'cuda' after .to('cuda'). Ops keep their inputs' device. */
+  get device(): Device {
+    if (this.dev === null) this.dev = native.deviceOf(this.storage);
+    return this.dev;
   }
   get isDisposed(): boolean {
     return this.handle === null;
@@ -66,6 +71,36 @@ export class Tensor {
   /** A new tensor object on the same storage (a second reference); not tracked by tidy. */
   share(shape: readonly number[] = this.shape): Tensor {
     return new Tensor(native.share(this.storage), shape, this.dtype, false);
+  }
+
+  /**
+   * This tensor on `device`: a copy (recorded for autograd, so gradients flow back to the source
+   * device), or this very tensor when it is already there, as in PyTorch.
+   * Throws saying why when CUDA is unavailable (built without CUDA, no device, old driver).
+   * @example const xg = x.to('cuda'); const back = xg.to('cpu');
+   */
+  to(device: Device): Tensor {
+    if (device !== 'cpu' && device !== 'cuda') throw new ArgumentError('Tensor.to', 'device', "'cpu' or 'cuda'", device);
+    if (device === this.device) return this;
+    const out = new Tensor(native.toDevice(this.storage, device), this.shape, this.dtype);
+    out.dev = device;
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { record } = require('./autograd') as typeof import('./autograd');
+    const from = this.device;
+    return record('to', [this], out, [], (dy) => [new Tensor(native.toDevice(dy.storage, from), dy.shape, dy.dtype, false)]);
+  }
+
+  /**
+   * Internal (Module.to): moves the data to `device` in place, keeping this object's identity so
+   * modules, optimizers and state dicts that hold it stay valid. A leaf's gradient moves too.
+   */
+  moveTo(device: Device): void {
+    if (device === this.device) return;
+    const h = native.toDevice(this.storage, device);
+    native.release(this.storage);
+    this.handle = h;
+    this.dev = device;
+    this.grad?.moveTo(device);
   }
 
   /** A copy of the data as a typed array (Float32Array for float32, BigInt64Array for int64...). */
@@ -200,14 +235,22 @@ export function tensor(data: NestedArray | NativeTypedArray, shape?: readonly nu
   return t;
 }
 
-export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+/** Zeros on `device` (default cpu). @example const z = zeros([2, 3]); */
+export function zeros(shape: readonly number[], dtype: DType = 'float32', device: Device = 'cpu'): Tensor {
   const s = checkShape('zeros', 'shape', [...shape]);
-  return new Tensor(native.zeros(dtype, numelOf(s)), s, dtype);
+  checkDevice('zeros', device);
+  return new Tensor(native.zeros(dtype, numelOf(s), device), s, dtype);
 }
 
-export function full(shape: readonly number[], value: number): Tensor {
+/** A float32 tensor filled with value, on `device` (default cpu). @example const h = full([2], 0.5); */
+export function full(shape: readonly number[], value: number, device: Device = 'cpu'): Tensor {
   const s = checkShape('full', 'shape', [...shape]);
-  return new Tensor(native.full(numelOf(s), value), s);
+  checkDevice('full', device);
+  return new Tensor(native.full(numelOf(s), value, device), s);
+}
+
+export function checkDevice(fn: string, device: unknown): asserts device is Device {
+  if (device !== 'cpu' && device !== 'cuda') throw new ArgumentError(fn, 'device', "'cpu' or 'cuda'", device);
 }
 
 export function ones(shape: readonly number[]): Tensor {

@@ -13,7 +13,9 @@ import {
   tensor, updateTemperature,
 } from '../lib';
 import type { Layer } from '../lib';
+import { testDevice } from './helpers/device';
 import { runModelCase } from './helpers/golden_model';
+import { packageRoot } from '../lib/native';
 import { rawToTensor } from '../lib/io/checkpoint';
 import { readSafetensors as readSafetensorsFile } from '../lib/io/safetensors';
 
@@ -24,7 +26,9 @@ function readSafetensors(file: string): Map<string, Tensor> {
   return out;
 }
 
-const goldenDir = process.env.KW_GOLDEN_DIR ?? path.resolve(__dirname, '..', '..', 'shared', 'golden');
+// From packageRoot, not __dirname: scripts/gpu-check.sh runs this file compiled from .gpu/dist.
+const goldenDir = process.env.KW_GOLDEN_DIR ?? path.resolve(packageRoot, '..', 'shared', 'golden');
+const DEVICE = testDevice(); // KW_DEVICE=cuda: the same cases on the GPU
 const TOLERANCE = 2e-4; // README: max|a − b| ≤ 2e-4 · max(1, max|b|)
 
 type Json = Record<string, any>;
@@ -72,6 +76,7 @@ function runLayersCase(t: tap.Test, c: Json, file: string): void {
   const state = new Map([...tensors].filter(([k]) => !RESULT_PREFIXES.test(k)));
   net.loadStateDict(state, { strict: true });
   updateTemperature(net, c.temperature);
+  net.to(DEVICE);
   if (c.mode === 'eval') net.eval();
   else if (c.mode === 'train') net.train();
   else throw new Error(`unknown mode ${JSON.stringify(c.mode)}`);
@@ -84,12 +89,12 @@ function runLayersCase(t: tap.Test, c: Json, file: string): void {
     const want = tensors.get(`out.${k}`);
     const gout = tensors.get(`gout.${k}`);
     if (!x || !want || !gout) throw new Error(`${c.name}: in.${k}, out.${k} or gout.${k} is missing`);
-    const xi = tensor(x.data(), [...x.shape]);
+    const xi = tensor(x.data(), [...x.shape]).to(DEVICE);  // a leaf on the device: no recorded copy
     xi.requiresGrad = true;
     inputs.push(xi);
     const y = net.layers.at(k).forward(xi);
     results.push(compare(`out.${k}`, y, want));
-    const term = sum(mul(y, gout));
+    const term = sum(mul(y, gout.to(DEVICE)));
     loss = loss ? add(loss, term) : term;
   });
   (loss as Tensor | null)?.backward();
@@ -137,7 +142,7 @@ function runInvalidCase(t: tap.Test, c: Json): void {
   t.match(msg, /\d/, 'the error gives the counts');
 }
 
-const configDir = path.resolve(__dirname, '..', 'configs');
+const configDir = path.join(packageRoot, 'configs');
 
 const files = fs.existsSync(goldenDir) ? fs.readdirSync(goldenDir).filter((f) => f.endsWith('.json')).sort() : [];
 t.ok(files.length > 0, `reference cases found in ${goldenDir}`);

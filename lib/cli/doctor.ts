@@ -8,6 +8,7 @@ import { findMpirun } from './launch';
 
 export function doctorReport(): Record<string, unknown> {
   const info = native.buildInfo();
+  const cuda = native.cudaInfo();
   const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8'));
   const prebuilt = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
   const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
@@ -20,11 +21,12 @@ export function doctorReport(): Record<string, unknown> {
     platform: `${process.platform}-${process.arch}`,
     libc: report?.header?.glibcVersionRuntime ? `glibc ${report.header.glibcVersionRuntime}` : 'unknown',
     cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.cpus().length}`,
-    backends: info.cuda ? ['cpu', 'cuda'] : ['cpu'],
+    backends: cuda.available ? ['cpu', 'cuda'] : ['cpu'],
     gemm: info.gemm,
     threads: info.threads,
-    cuda: info.cuda ? 'built with CUDA' : 'not built (CPU only)',
-    gpuVisible: false,
+    cuda: info.cuda ? `built with CUDA (${cuda.library})` : 'not built (CPU only)',
+    gpuVisible: cuda.available,
+    gpu: cuda.available ? cuda.describe : cuda.reason,
     // data-parallel training (mpirun / --nproc_per_node) needs both
     mpi: fs.existsSync(commLibraryPath('mpi')) ? `built (${commLibraryPath('mpi')})` : 'not built (apt-get install libopenmpi-dev, then npx cmake-js compile)',
     mpirun: findMpirun() ?? 'not found (apt-get install openmpi-bin)',

@@ -11,6 +11,7 @@ import { getWorld, initDistributed, launcherEnv, World } from '../distributed/wo
 import { printSummary } from './summary';
 import { createModelFromArgs } from '../models/registry';
 import { Generator } from '../random';
+import { native } from '../native';
 import { buildInfo } from '../runtime';
 import { countParameters, evaluate, train, TrainArgs, TrainResult } from '../train/trainer';
 import { loadModelWeights } from '../train/checkpoint';
@@ -70,6 +71,7 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
       if (!from) throw new Error('--eval true needs --resume <checkpoint> (a .safetensors checkpoint or an official .pth)');
       loadModelWeights(from, model, { strict: true, modelKey: String(args.model_key), modelPrefix: String(args.model_prefix) });
       if (!loaders.val) throw new Error('--eval true with --disable_eval true leaves nothing to do');
+      if (args.device === 'cuda') model.to('cuda');
       const r = await evaluate(model, loaders.val, 0, loaders.val.opts.sampler ? world : undefined);
       say(`${label}* Acc@1 ${r.acc1.toFixed(3)} Acc@5 ${r.acc5.toFixed(3)} loss ${r.loss.toFixed(3)}`);
       return { model: String(args.model), params, result: null, acc1: r.acc1, seconds: (Date.now() - t0) / 1000 };
@@ -79,6 +81,7 @@ async function runTraining(args: Args, label = ''): Promise<RunOutcome> {
       trainLoader: loaders.train,
       evalLoader: loaders.val,
       args: args as unknown as TrainArgs,
+      device: args.device === 'cuda' ? 'cuda' : 'cpu', // checked in main(): usable, or refused
       createEmaModel: build,
       isConvnext: String(args.model).includes('convnext'),
       mixup: loaders.mixup,
@@ -149,11 +152,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  // upstream's default device is cuda; here a GPU must be asked for and is refused clearly
+  // upstream's default device is cuda; here a GPU must be asked for, and is refused clearly
+  // (built without CUDA, library missing, no device visible, driver too old) when unusable
   const explicitDevice = argv.some((a) => a === '--device' || a.startsWith('--device='));
-  if (explicitDevice && args.device !== 'cpu') {
-    console.error(`kw-train: --device ${args.device}: this build of kernelwarehouse has no CUDA backend (CPU only); use --device cpu`);
-    return 1;
+  if (!explicitDevice) args.device = 'cpu';
+  if (args.device !== 'cpu' && args.device !== 'cuda') {
+    console.error(`kw-train: --device ${args.device}: expected cpu or cuda`);
+    return 2;
+  }
+  if (args.device === 'cuda') {
+    const cuda = native.cudaInfo();
+    if (!cuda.available) {
+      console.error(`kw-train: --device cuda: ${cuda.reason}; use --device cpu`);
+      return 1;
+    }
   }
   const nproc = Number(args.nproc_per_node);
   const launched = launcherEnv();

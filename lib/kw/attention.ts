@@ -67,6 +67,10 @@ export class KWAttention extends Module {
     this.tempBias.dispose();
   }
 
+  protected deviceTensors(): Tensor[] {
+    return [this.tempBias];
+  }
+
   updateTemperature(t: number): void {
     if (typeof t !== 'number' || Number.isNaN(t)) throw new Error(`updateTemperature: expected a number, got ${t}`);
     this.tempValue = t;

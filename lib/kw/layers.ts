@@ -3,6 +3,7 @@
 // warehouse. Created by WarehouseManager.reserve(), usable after allocate().
 import { ArgumentError } from '../errors';
 import { Layer, Module } from '../nn/module';
+import { convNd } from '../ops/conv';
 import { kwAssemble } from '../ops/kw';
 import { kwConv } from '../ops/kw_conv';
 import { reshape, transpose } from '../ops/layout';
@@ -74,6 +75,13 @@ export class KWConvNd extends Module implements Layer {
     if (!(x instanceof Tensor) || x.ndim !== s.dimension + 2 || x.shape[1] !== s.inPlanes)
       throw new ArgumentError(`KWConv${s.dimension}d.forward`, 'x', `a [B, ${s.inPlanes}, ...${s.dimension} spatial dims] tensor` +
         (x instanceof Tensor && x.ndim === s.dimension + 2 ? ` (the input has ${x.shape[1]} channels, the layer expects ${s.inPlanes})` : ''), x);
+    if (x.device !== 'cpu') {
+      // The CUDA backend has the assembly and per-sample convolution but no fused kwConv yet.
+      const w = this.kernels(x);
+      const y = convNd(x, w, this.bias, { stride: s.stride, padding: s.padding, dilation: s.dilation, groups: s.groups });
+      w.dispose();
+      return y;
+    }
     const plan = this.plan;
     const alpha = this.attention!.forward(x);
     // The fused op: per-sample kernels are assembled in cache-sized chunks (or never, for

@@ -40,7 +40,7 @@ function identity(fn: string, x: Tensor): Tensor {
 /** y = x·mask with mask broadcast from maskShape; mask = bernoulli(1-p) scaled by `scale`. */
 function masked(fn: string, x: Tensor, maskShape: number[], keep: number, scale: number, generator?: Generator): Tensor {
   if (generator !== undefined && !(generator instanceof Generator)) throw new ArgumentError(fn, 'generator', 'a Generator', generator);
-  const raw = bernoulli(maskShape, keep, { generator });
+  const raw = bernoulli(maskShape, keep, { generator, device: x.device });
   const mask = new Tensor(scale === 1 ? native.share(raw.storage) : native.affine(raw.storage, scale, 0), maskShape, 'float32', false);
   raw.dispose();
   const out = wrap(native.binary(MUL, x.storage, [...x.shape], mask.storage, maskShape), x.shape);

@@ -84,7 +84,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
   const offset = len ? s0 * st[a] : 0;
   const out = new Tensor(native.gather(x.storage, shape, strides, offset), shape, x.dtype);
   return record('slice', [x], out, [], (dy) => {
-    const g = zeros(x.shape);
+    const g = zeros(x.shape, 'float32', x.device);
     native.scatterAdd(g.storage, dy.storage, shape, strides, offset);
     return [g];
   });
@@ -101,7 +101,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const shape = [...xs[0].shape];
   shape[a] = xs.reduce((s, t) => s + t.shape[a], 0);
   const dtype: DType = xs[0].dtype;
-  const out = zeros(shape, dtype);
+  const out = zeros(shape, dtype, xs[0].device);
   const st = stridesOf(shape);
   const offsets: number[] = [];
   let pos = 0;

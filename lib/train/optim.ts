@@ -6,7 +6,8 @@ import { native } from '../native';
 import { keep, Tensor, zeros } from '../tensor';
 
 // Optimizer state lives across steps: keep() stops an enclosing tidy() from freeing it.
-const stateZeros = (shape: readonly number[]): Tensor => keep(zeros(shape));
+// Optimizer state lives beside its parameter (CPU or CUDA).
+const stateZeros = (p: Tensor): Tensor => keep(zeros(p.shape, 'float32', p.device));
 
 export interface ParamGroup {
   params: Tensor[];
@@ -124,7 +125,7 @@ export class SGD extends Optimizer {
     let buf = this.buffers.get(p) ?? null;
     const first = this.momentum !== 0 && buf === null;
     if (first) {
-      buf = stateZeros(p.shape);
+      buf = stateZeros(p);
       this.buffers.set(p, buf);
     }
     native.sgdStep(p.storage, grad.storage, buf ? buf.storage : null, g.lr, this.momentum, this.dampening, g.weightDecay, this.nesterov, first);
@@ -189,7 +190,7 @@ export class Adam extends Optimizer {
   protected update(p: Tensor, grad: Tensor, g: ResolvedGroup): void {
     let s = this.state.get(p);
     if (!s) {
-      s = { m: stateZeros(p.shape), v: stateZeros(p.shape), step: 0 };
+      s = { m: stateZeros(p), v: stateZeros(p), step: 0 };
       this.state.set(p, s);
     }
     s.step++;
@@ -251,7 +252,7 @@ function nonNegative(fn: string, param: string, v: unknown): number {
 /** A private copy of a saved state tensor, checked against its parameter's shape. */
 function loadSlot(src: Tensor, p: Tensor, name: string): Tensor {
   if (src.numel !== p.numel) throw new Error(`optimizer state '${name}' has ${src.numel} elements, its parameter has ${p.numel}`);
-  const t = stateZeros(p.shape);
+  const t = stateZeros(p);
   native.copyInto(t.storage, src.storage);
   return t;
 }

@@ -13,7 +13,7 @@ import { Module } from '../nn/module';
 import { crossEntropy } from '../ops/loss';
 import { mulScalar } from '../ops/elementwise';
 import { defaultGenerator } from '../random';
-import { Tensor, tidy } from '../tensor';
+import { Device, Tensor, tidy } from '../tensor';
 import { disposeCheckpoint, INTERRUPTED_CHECKPOINT, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { ModelEma } from './ema';
 import { clipGradNorm, Optimizer } from './optim';
@@ -89,6 +89,11 @@ export interface TrainOptions {
   trainLoader: DataLoader;
   evalLoader?: DataLoader | null;
   args: TrainArgs;
+  /**
+   * 'cuda' trains on the GPU: the model, its optimizer state and each batch move there. Default
+   * cpu (not args.device, whose upstream default is cuda: kw-train passes it when asked for).
+   */
+  device?: Device;
   /** Builds a second, identically shaped model (for --model_ema). */
   createEmaModel?: () => TrainableModel;
   /** ConvNeXt: apply --layer_decay with its layer ids. */
@@ -130,6 +135,15 @@ function hasKw(model: Module): boolean {
   return model.modules().some((m) => m instanceof KWAttention);
 }
 
+/** A loader batch on `device`: moved (the host copies are disposed) unless already there. */
+function onDevice(b: { x: Tensor; y: Tensor }, device: Device): { x: Tensor; y: Tensor } {
+  if (device === 'cpu') return b;
+  const moved = { x: b.x.to(device), y: b.y.to(device) };
+  b.x.dispose();
+  b.y.dispose();
+  return moved;
+}
+
 /** Top-1 and top-5 hits of a batch (logits [B, C], integer labels). */
 export function topk(logits: Tensor, labels: Tensor): { top1: number; top5: number } {
   const [B, C] = logits.shape;
@@ -154,8 +168,10 @@ export function topk(logits: Tensor, labels: Tensor): { top1: number; top5: numb
  */
 export async function evaluate(model: TrainableModel, loader: DataLoader, epoch = 0, world?: World): Promise<{ loss: number; acc1: number; acc5: number }> {
   model.eval();
+  const device: Device = model.parameters()[0]?.device ?? 'cpu';
   let lossSum = 0, batches = 0, n = 0, top1 = 0, top5 = 0;
-  for await (const { x, y } of loader.epoch(epoch)) {
+  for await (const batch of loader.epoch(epoch)) {
+    const { x, y } = onDevice(batch, device);
     noGrad(() =>
       tidy(() => {
         const out = model.forward(x);
@@ -215,6 +231,9 @@ function repairLog(file: string, startEpoch: number, checkpointLine: Record<stri
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const { model, trainLoader, args } = o;
+  const device: Device = o.device ?? 'cpu';
+  // Before the optimizer exists, so its state is created beside the parameters.
+  if (device !== 'cpu') model.to(device);
   const world = o.world ?? World.single();
   const main = world.isMain; // the rank that prints and writes
   const log = main ? o.log ?? ((s: string) => console.log(s)) : () => undefined;
@@ -240,7 +259,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const lrs = cosineSchedule(args.lr, args.min_lr, args.epochs, stepsPerEpoch, warmupEpochs, 0, warmupSteps);
   const wdEnd = args.weight_decay_end ?? args.weight_decay;
   const wds = cosineSchedule(args.weight_decay, wdEnd, args.epochs, stepsPerEpoch);
-  const ema = args.model_ema && o.createEmaModel ? new ModelEma(o.createEmaModel(), args.model_ema_decay, model) : null;
+  const ema = args.model_ema && o.createEmaModel ? new ModelEma(o.createEmaModel().to(device), args.model_ema_decay, model) : null;
   const kw = hasKw(model);
   const numParameters = countParameters(model);
   const outDir = args.output_dir;
@@ -332,7 +351,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (resumeStats) ({ lossSum, lossCount, hits, seen, images } = resumeStats);
     resumeIter = 0;
     resumeStats = null;
-    for await (const { x, y } of trainLoader.epoch(epoch)) {
+    for await (const batch of trainLoader.epoch(epoch)) {
+      const { x, y } = onDevice(batch, device);
       const step = Math.floor(dataIterStep / updateFreq);
       // batches an interrupted run already trained on (the order is a function of seed and epoch)
       if (step >= stepsPerEpoch || dataIterStep < skip) {

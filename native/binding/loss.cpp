@@ -13,6 +13,7 @@ namespace {
 // A validated class target; owns the int64 copy of hard indices.
 struct Target {
   std::vector<int64_t> index;
+  StoragePtr index_device;  // the validated int64 indices uploaded for a CUDA kernel
   StoragePtr probs;
   ClassTarget view;
 };
@@ -31,13 +32,27 @@ Target arg_target(const Napi::CallbackInfo& info, size_t i, int64_t n, int64_t c
            allow_soft ? " or float32 probabilities" : "", ", got ", dtype_name(s->dtype));
   check_tensor(s, {n}, s->dtype, "target");
   t.index.resize(size_t(n));
+  // Labels are checked on the host before any kernel reads them; a CUDA target is copied down.
+  std::vector<int64_t> host64;
+  std::vector<int32_t> host32;
+  const void* host = s->data;
+  if (s->device == Device::CUDA) {
+    if (s->dtype == DType::I32) host32.resize(size_t(n)), host = host32.data();
+    else host64.resize(size_t(n)), host = host64.data();
+    cuda_runtime().copy(const_cast<void*>(host), s->data, s->bytes, CopyKind::DeviceToHost);
+  }
   for (int64_t r = 0; r < n; r++) {
-    int64_t v = s->dtype == DType::I32 ? s->as<int32_t>()[r] : s->as<int64_t>()[r];
+    int64_t v = s->dtype == DType::I32 ? static_cast<const int32_t*>(host)[r] : static_cast<const int64_t*>(host)[r];
     KW_CHECK(v == ignore_index || (v >= 0 && v < c), "'target' holds class ", v, " at row ", r, ", outside [0, ", c,
              ")");
     t.index[size_t(r)] = v;
   }
   t.view.index = t.index.data();
+  if (s->device == Device::CUDA) {
+    t.index_device = new_storage(DType::I64, n, Device::CUDA);
+    cuda_runtime().copy(t.index_device->data, t.index.data(), t.index_device->bytes, CopyKind::HostToDevice);
+    t.view.index = t.index_device->as<int64_t>();
+  }
   t.view.ignore_index = ignore_index;
   return t;
 }

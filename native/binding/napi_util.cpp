@@ -8,7 +8,11 @@ namespace {
 // Marks our Externals so a foreign External passed as a tensor is refused, not dereferenced.
 const napi_type_tag kStorageTag = {0x6b77737472676531ull, 0x9d3c1f0a5e7b2c44ull};
 
-int64_t reported_bytes = 0;  // main thread only: Node-API calls happen on the JS thread
+int64_t reported_bytes = 0;
+
+// The device of the call in progress (JS thread only) and the argument that fixed it.
+bool call_device_fixed = false;
+std::string call_device_arg;  // main thread only: Node-API calls happen on the JS thread
 
 void type_error(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
 
@@ -49,7 +53,22 @@ void release(Napi::Env env, Napi::Value v) {
   report_memory(env);
 }
 
-StoragePtr arg_storage(const Napi::CallbackInfo& info, size_t i, const char* name) {
+const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+
+Device arg_device_or_cpu(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsUndefined()) return Device::CPU;
+  std::string d = arg_string(info, i, "device");
+  if (d == "cpu") return Device::CPU;
+  if (d == "cuda") return Device::CUDA;
+  fail("'device' must be 'cpu' or 'cuda', got '", d, "'");
+}
+
+void begin_call() {
+  call_device_fixed = false;
+  set_current_device(Device::CPU);
+}
+
+StoragePtr arg_storage_any_device(const Napi::CallbackInfo& info, size_t i, const char* name) {
   need(info, i, name);
   Handle* h = handle_of(info.Env(), info[i], name);
   if (!h->storage) throw Napi::Error::New(info.Env(), std::string("'") + name + "' was disposed");
@@ -60,6 +79,19 @@ StoragePtr storage_of(Napi::Env env, Napi::Value v, const char* name) {
   Handle* h = handle_of(env, v, name);
   if (!h->storage) throw Napi::Error::New(env, std::string("'") + name + "' was disposed");
   return h->storage;
+}
+
+StoragePtr arg_storage(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  StoragePtr s = arg_storage_any_device(info, i, name);
+  if (!call_device_fixed) {
+    call_device_fixed = true;
+    call_device_arg = name;
+    set_current_device(s->device);
+  } else if (s->device != current_device()) {
+    fail("'", name, "' is on ", device_name(s->device), " but '", call_device_arg, "' is on ",
+         device_name(current_device()), ": move both to the same device with .to()");
+  }
+  return s;
 }
 
 StoragePtr arg_storage_or_null(const Napi::CallbackInfo& info, size_t i, const char* name) {

@@ -19,6 +19,15 @@ Napi::Value wrap(Napi::Env env, StoragePtr s);
 void release(Napi::Env env, Napi::Value v);
 void report_memory(Napi::Env env);  // tells V8 how much native memory we hold
 
+// Every tensor argument of one call must be on one device; the first one read decides it, and
+// it becomes the device outputs are allocated on (current_device). guarded() starts each call.
+void begin_call();
+// A storage argument exempt from that rule (cross-device copies).
+StoragePtr arg_storage_any_device(const Napi::CallbackInfo& info, size_t i, const char* name);
+const char* device_name(Device d);
+// An optional 'cpu' | 'cuda' argument for functions that create storage; CPU when absent.
+Device arg_device_or_cpu(const Napi::CallbackInfo& info, size_t i);
+
 // Argument readers: each throws a TypeError naming the argument when it does not fit.
 StoragePtr arg_storage(const Napi::CallbackInfo& info, size_t i, const char* name);
 // The storage behind one value (an element of an array argument); same checks as arg_storage.
@@ -45,6 +54,7 @@ const Backend& backend_of(const StoragePtr& s);
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 Napi::Value guarded(const Napi::CallbackInfo& info) {
   try {
+    begin_call();
     return F(info);
   } catch (const Napi::Error&) {
     throw;

@@ -75,11 +75,19 @@ Napi::Value AddInplace(const Napi::CallbackInfo& info) {
 
 // copyInto(dst, src): same dtype and element count; used to load state dicts into parameters.
 Napi::Value CopyInto(const Napi::CallbackInfo& info) {
-  auto dst = arg_storage(info, 0, "dst");
-  auto src = arg_storage(info, 1, "src");
+  // Either side may be on either device: loading a CPU state dict into a CUDA model is a copy.
+  auto dst = arg_storage_any_device(info, 0, "dst");
+  auto src = arg_storage_any_device(info, 1, "src");
   KW_CHECK(dst->dtype == src->dtype, "'src' is ", dtype_name(src->dtype), " but 'dst' is ", dtype_name(dst->dtype));
   KW_CHECK(dst->numel == src->numel, "'src' has ", src->numel, " elements, 'dst' has ", dst->numel);
-  if (dst != src) std::memcpy(dst->data, src->data, dst->bytes);
+  if (dst == src) return info.Env().Undefined();
+  if (dst->device == Device::CPU && src->device == Device::CPU)
+    std::memcpy(dst->data, src->data, dst->bytes);
+  else
+    cuda_runtime().copy(dst->data, src->data, dst->bytes,
+                        src->device == Device::CPU   ? CopyKind::HostToDevice
+                        : dst->device == Device::CPU ? CopyKind::DeviceToHost
+                                                     : CopyKind::DeviceToDevice);
   return info.Env().Undefined();
 }
 

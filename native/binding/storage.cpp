@@ -12,13 +12,13 @@ namespace {
 Napi::Value Zeros(const Napi::CallbackInfo& info) {
   DType t = dtype_from_name(arg_string(info, 0, "dtype"));
   int64_t n = arg_int(info, 1, "numel", 0, kMaxNumel);
-  return wrap(info.Env(), new_zeros(t, n));
+  return wrap(info.Env(), new_zeros(t, n, arg_device_or_cpu(info, 2)));
 }
 
 Napi::Value Full(const Napi::CallbackInfo& info) {
   int64_t n = arg_int(info, 0, "numel", 0, kMaxNumel);
   float v = float(arg_number(info, 1, "value"));
-  auto s = new_storage(DType::F32, n);
+  auto s = new_storage(DType::F32, n, arg_device_or_cpu(info, 2));
   backend_of(s).elementwise->fill(s->as<float>(), n, v);
   return wrap(info.Env(), s);
 }
@@ -48,7 +48,10 @@ Napi::Value ToTypedArray(const Napi::CallbackInfo& info) {
   auto s = arg_storage(info, 0, "storage");
   Napi::Env env = info.Env();
   auto buf = Napi::ArrayBuffer::New(env, s->bytes);
-  std::memcpy(buf.Data(), s->data, s->bytes);
+  if (s->device == Device::CPU)
+    std::memcpy(buf.Data(), s->data, s->bytes);
+  else
+    cuda_runtime().copy(buf.Data(), s->data, s->bytes, CopyKind::DeviceToHost);
   size_t n = size_t(s->numel);
   switch (s->dtype) {
     case DType::F32: return Napi::Float32Array::New(env, n, buf, 0);
@@ -57,6 +60,45 @@ Napi::Value ToTypedArray(const Napi::CallbackInfo& info) {
     case DType::U8: return Napi::Uint8Array::New(env, n, buf, 0);
   }
   return env.Undefined();
+}
+
+// toDevice(storage, device): a copy on the other device, or another reference when already there.
+Napi::Value ToDevice(const Napi::CallbackInfo& info) {
+  auto s = arg_storage(info, 0, "storage");
+  Device d = arg_device_or_cpu(info, 1);
+  if (d == s->device) return wrap(info.Env(), s);
+  auto out = new_storage(s->dtype, s->numel, d);
+  cuda_runtime().copy(out->data, s->data, s->bytes,
+                      d == Device::CUDA ? CopyKind::HostToDevice : CopyKind::DeviceToHost);
+  return wrap(info.Env(), out);
+}
+
+Napi::Value DeviceOf(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), device_name(arg_storage(info, 0, "storage")->device));
+}
+
+// cudaInfo(): whether the CUDA backend can be used, why not, and what it found (loads it).
+Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
+  auto o = Napi::Object::New(info.Env());
+  std::string why;
+  bool ok = cuda_available(&why);
+  o.Set("available", ok);
+  o.Set("library", cuda_library_path());
+  if (ok) {
+    o.Set("describe", cuda_runtime().describe());
+    MemoryStats m = cuda_runtime().memory_stats();
+    o.Set("liveBytes", double(m.live_bytes));
+    o.Set("peakBytes", double(m.peak_bytes));
+    o.Set("cachedBytes", double(m.cached_bytes));
+  } else {
+    o.Set("reason", why);
+  }
+  return o;
+}
+
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  cuda_runtime().synchronize();
+  return info.Env().Undefined();
 }
 
 Napi::Value Share(const Napi::CallbackInfo& info) { return wrap(info.Env(), arg_storage(info, 0, "storage")); }
@@ -111,7 +153,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("gemm", backend_for(Device::CPU).gemm->provider());
   o.Set("threads", num_threads());
   o.Set("napiVersion", NAPI_VERSION);
-  o.Set("cuda", false);
+  o.Set("cuda", cuda_built());  // libkw_cuda.so was built beside this addon (a device may still be missing)
 #ifdef KW_SANITIZE_BUILD
   o.Set("sanitized", true);
 #endif
@@ -126,6 +168,10 @@ void RegisterStorage(Napi::Env env, Napi::Object exports) {
   export_fn<FromTypedArray>(env, exports, "fromTypedArray");
   export_fn<ToTypedArray>(env, exports, "toTypedArray");
   export_fn<Share>(env, exports, "share");
+  export_fn<ToDevice>(env, exports, "toDevice");
+  export_fn<DeviceOf>(env, exports, "deviceOf");
+  export_fn<CudaInfo>(env, exports, "cudaInfo");
+  export_fn<Synchronize>(env, exports, "cudaSynchronize");
   export_fn<Release>(env, exports, "release");
   export_fn<StorageInfo>(env, exports, "storageInfo");
   export_fn<GetMemoryStats>(env, exports, "memoryStats");

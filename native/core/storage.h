@@ -5,12 +5,11 @@
 #include <memory>
 
 #include "core/allocator.h"
+#include "core/device.h"
 #include "core/dtype.h"
 #include "core/shape.h"
 
 namespace kw {
-
-enum class Device : int { CPU = 0, CUDA = 1 };
 
 struct Storage {
   void* data = nullptr;
@@ -19,10 +18,15 @@ struct Storage {
   DType dtype = DType::F32;
   Device device = Device::CPU;
 
-  Storage(DType t, int64_t n) : bytes(size_t(n) * dtype_size(t)), numel(n), dtype(t) {
-    data = host_alloc(bytes);
+  Storage(DType t, int64_t n, Device d) : bytes(size_t(n) * dtype_size(t)), numel(n), dtype(t), device(d) {
+    data = d == Device::CPU ? host_alloc(bytes) : cuda_runtime().alloc(bytes);
   }
-  ~Storage() { host_free(data, bytes); }
+  ~Storage() {
+    if (device == Device::CPU)
+      host_free(data, bytes);
+    else
+      cuda_runtime().free(data, bytes);  // loaded already: this storage came from it
+  }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
@@ -34,10 +38,16 @@ struct Storage {
 
 using StoragePtr = std::shared_ptr<Storage>;
 
-inline StoragePtr new_storage(DType t, int64_t n) { return std::make_shared<Storage>(t, n); }
-inline StoragePtr new_zeros(DType t, int64_t n) {
-  auto s = new_storage(t, n);
-  std::memset(s->data, 0, s->bytes);
+// Without a device, a storage goes where the current op's inputs are (see current_device).
+inline StoragePtr new_storage(DType t, int64_t n, Device d = current_device()) {
+  return std::make_shared<Storage>(t, n, d);
+}
+inline StoragePtr new_zeros(DType t, int64_t n, Device d = current_device()) {
+  auto s = new_storage(t, n, d);
+  if (d == Device::CPU)
+    std::memset(s->data, 0, s->bytes);
+  else
+    cuda_runtime().memset_zero(s->data, s->bytes);
   return s;
 }
 

@@ -1,6 +1,8 @@
-// The CPU backend: always built. Each family's table lives beside its kernels in cpu/<family>.cpp.
+// Backend dispatch: the CPU tables are always built (each lives beside its kernels in
+// cpu/<family>.cpp); the CUDA tables come from libkw_cuda.so, loaded on first use.
 #include "core/backend.h"
 
+#include "core/device.h"
 #include "cpu/tables.h"
 
 namespace kw {
@@ -12,8 +14,7 @@ const Backend& backend_for(Device d) {
       &cpu::pool_kernels,   &cpu::loss_kernels,   &cpu::kw_kernels,     &cpu::optim_kernels,
   };
   if (d == Device::CPU) return cpu;
-  fail("device 'cuda' is not available: kernelwarehouse was built without CUDA "
-       "(rebuild with nvcc installed and -DKW_CUDA=ON)");
+  return *cuda_runtime().backend;  // throws saying why CUDA is unavailable
 }
 
 }  // namespace kw

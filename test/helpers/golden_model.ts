@@ -17,6 +17,7 @@
 // that needs more than the README tolerance is named in the output with its floor.
 import type { Test } from 'tap';
 import * as path from 'path';
+import { testDevice } from './device';
 import { createModelFromArgs, crossEntropy, loadStateDictFile, noGrad, reshape, Tensor, tensor, ZooModel } from '../../lib';
 import { loadConfig, parseArgs } from '../../lib/cli/args';
 
@@ -84,7 +85,7 @@ function perturb(x: Tensor, seed: number): Tensor {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     if (out[i] !== 0) bits[i] += s & 0x80000000 ? 1 : -1; // ±1 in the bit pattern: the next float32 away from or toward 0
   }
-  return tensor(out, [...x.shape]);
+  return tensor(out, [...x.shape]).to(x.device);
 }
 
 function runningStats(model: ZooModel): Map<string, Float32Array> {
@@ -122,6 +123,8 @@ export function runModelCase(t: Test, c: Json, tensors: Map<string, Tensor>, gol
   }
   const loadedStats = runningStats(model);
   model.updateTemperature(c.temperature);
+  const device = testDevice();
+  model.to(device);
 
   const rows: Row[] = [];
   const row = (name: string, got: ArrayLike<number>, want: Float32Array, floor = 0) =>
@@ -129,9 +132,9 @@ export function runModelCase(t: Test, c: Json, tensors: Map<string, Tensor>, gol
 
   const xt = tensors.get('in.0')!;
   t.same(xt.shape, c.input, 'input shape');
-  const x = reshape(xt, xt.shape);
+  const x = reshape(xt, xt.shape).to(device);
   const labelData = need('labels');
-  const labels = tensor(BigInt64Array.from(labelData, (v) => BigInt(Math.round(v))), [labelData.length], 'int64');
+  const labels = tensor(BigInt64Array.from(labelData, (v) => BigInt(Math.round(v))), [labelData.length], 'int64').to(device);
 
   model.eval();
   const outEval = noGrad(() => model.forward(x));

@@ -117,13 +117,11 @@ struct KwKernels {
   // caps the samples the kernels block together (0: their own choice; tests use small caps to
   // reach the multi-chunk paths with small tensors).
   void (*conv_forward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
-                  const float* x,
-                       const float* alpha, const float* cells, const float* bias, float* y);
+                       const float* x, const float* alpha, const float* cells, const float* bias, float* y);
   // Gradients from dy, each overwritten; a null output means not wanted.
   void (*conv_backward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
-                   const float* dy,
-                        const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
-                        float* dcells, float* dbias);
+                        const float* dy, const float* x, const float* alpha, const float* cells, float* dx,
+                        float* dalpha, float* dcells, float* dbias);
 };
 
 }  // namespace kw
