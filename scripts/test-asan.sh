@@ -25,7 +25,7 @@ done
 files=(
   test/binding_safety.test.ts test/elementwise.test.ts test/reduce_matmul_layout.test.ts
   test/conv.test.ts test/norm.test.ts test/pool.test.ts test/loss.test.ts test/kw.test.ts
-  test/kw-layers.test.ts test/golden.test.ts test/optim.test.ts test/tensor_autograd.test.ts
+  test/kw-layers.test.ts test/kw_conv.test.ts test/golden.test.ts test/optim.test.ts test/tensor_autograd.test.ts
 )
 if [ "$#" -gt 0 ]; then files=("$@"); fi
 
