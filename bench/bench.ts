@@ -16,6 +16,7 @@ import type { BenchCase, ResolvedCase } from './cases';
 import { runOurs } from './children';
 import type { ChildResult } from './children';
 import { printTable } from './harness';
+import { ISSUE_REFERENCE } from './reference';
 import { gemmRate, runMicro } from './micro';
 import {
   exportOnnx, findOrt, findTorchPython, PEER_MODELS, runOrtPeer, runTorchPeer, torchSelfCheck,
@@ -68,6 +69,13 @@ export interface CaseRecord {
   ort_peer?: string;
   ort_eval_s?: number;
   eval_speedup_vs_ort?: number;
+  /** The issue's figures for the official code (idle machine; bench/reference.ts), and our speedups over them. */
+  ref_train_s?: number;
+  ref_eval_s?: number;
+  ref_ort_eval_s?: number;
+  ref_peak_rss_mb?: number;
+  train_speedup_vs_ref?: number;
+  eval_speedup_vs_ref_ort?: number;
   /** Why a side did not run or failed. */
   notes: string[];
 }
@@ -152,6 +160,12 @@ function record(c: ResolvedCase, gemm: number, ours: ChildResult<OursResult>, pe
     r.ort_eval_s = round(ort.value.eval_s);
     if (ours.ok) r.eval_speedup_vs_ort = round(ort.value.eval_s / ours.value.eval_s, 3);
   } else if (ort) notes.push(`onnxruntime: ${ort.error}`);
+  const ref = ISSUE_REFERENCE[r.case];
+  if (ref) {
+    Object.assign(r, { ref_train_s: ref.train_s, ref_eval_s: ref.eval_s, ref_ort_eval_s: ref.ort_eval_s, ref_peak_rss_mb: ref.peak_rss_mb });
+    if (ours.ok && ref.train_s) r.train_speedup_vs_ref = round(ref.train_s / ours.value.train_s, 3);
+    if (ours.ok && ref.ort_eval_s) r.eval_speedup_vs_ref_ort = round(ref.ort_eval_s / ours.value.eval_s, 3);
+  }
   return r;
 }
 
@@ -196,6 +210,13 @@ function printTables(records: CaseRecord[]): void {
     printTable(['case', 'PyTorch train s', 'speedup', 'PyTorch eval s', 'speedup', 'PyTorch RSS MB', 'RSS ratio', 'ORT eval s', 'speedup'],
       withPeer.map((r) => [r.case, f(r.peer_train_s, 3), f(r.train_speedup_vs_peer, 2), f(r.peer_eval_s, 3),
         f(r.eval_speedup_vs_peer, 2), f(r.peer_peak_rss_mb, 0), f(r.rss_vs_peer, 2), f(r.ort_eval_s, 3), f(r.eval_speedup_vs_ort, 2)]), [0]);
+  }
+  const withRef = records.filter((r) => r.ref_train_s);
+  if (withRef.length) {
+    console.log("\nthe issue's figures for the official code (idle machine; speedup = their time / ours now)");
+    printTable(['case', 'official train s', 'speedup', 'official RSS MB', 'ORT eval s', 'speedup'],
+      withRef.map((r) => [r.case, f(r.ref_train_s, 2), f(r.train_speedup_vs_ref, 2), f(r.ref_peak_rss_mb, 0),
+        f(r.ref_ort_eval_s, 3), f(r.eval_speedup_vs_ref_ort, 2)]), [0]);
   }
   const notes = records.filter((r) => r.notes.length);
   if (notes.length) {

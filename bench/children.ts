@@ -27,8 +27,16 @@ export function runChild<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv 
   }
 }
 
+/**
+ * `node <this folder>/<name>` as this process runs: from dist/ a .js file; from the .ts sources
+ * (tap) the same loader flags (execArgv) and the .ts file.
+ */
+export function nodeScript(name: string): string[] {
+  return [...process.execArgv, path.join(__dirname, `${name}${path.extname(__filename)}`)];
+}
+
 export function runOurs(c: BenchCase, reps?: number): ChildResult<OursResult> {
-  return runChild<OursResult>(process.execPath, [path.join(__dirname, 'case_child.js'),
+  return runChild<OursResult>(process.execPath, [...nodeScript('case_child'),
     JSON.stringify({ case: caseName(c), reps, classes: c.classes })]);
 }
 

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { ResolvedCase } from './cases';
 import { findUp } from './cases';
-import { ChildResult, repoRoot, runChild } from './children';
+import { ChildResult, nodeScript, repoRoot, runChild } from './children';
 
 /** Models torch_kw.py builds. */
 export const PEER_MODELS = ['resnet18', 'kw_resnet18'];
@@ -96,6 +96,6 @@ export function findOrt(): { path: string | null; why: string } {
 }
 
 export function runOrtPeer(ortPath: string, onnx: string, c: ResolvedCase, reps?: number): ChildResult<OrtResult> {
-  return runChild<OrtResult>(process.execPath, [path.join(__dirname, 'ort_child.js'),
+  return runChild<OrtResult>(process.execPath, [...nodeScript('ort_child'),
     JSON.stringify({ ort: ortPath, onnx, shape: [c.batch, 3, c.size, c.size], reps })]);
 }
