@@ -105,8 +105,10 @@ t.test('FLOP count: conv, linear and KW assembly from the shapes', async (t) => 
 });
 
 t.test('npm run bench -- --json on one tiny case: one JSON line with the fields', async (t) => {
+  // tap's TypeScript loader, without type-checking each file again (tsc checks them): the bench
+  // process and its case child each load the whole library from source.
   const run = (args: string[]) => spawnSync(process.execPath, [...process.execArgv, path.join(root, 'bench/bench.ts'), ...args],
-    { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' } });
   const r = run(['--json', '--case', 'resnet_mini:-:4:16', '--reps', '1', '--no-peer']);
   t.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
