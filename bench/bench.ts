@@ -47,7 +47,7 @@ export interface CaseRecord {
   gflops?: number;
   eval_gflops?: number;
   gemm_gflops: number;
-  /** gflops / gemm_gflops, in %. */
+  /** gflops / gemm_gflops, in %. gemm_gflops: kw.matmul 1024³ in the case's process just before it (else the run's 2048³). */
   train_pct_of_gemm?: number;
   eval_pct_of_gemm?: number;
   /** train_s over the FLOP floor (train_gflop / gemm_gflops). */
@@ -129,6 +129,8 @@ function record(c: ResolvedCase, gemm: number, ours: ChildResult<OursResult>, pe
   if (ours.ok) {
     const o = ours.value;
     const fwd = o.fwd_gflop_per_sample * c.batch;
+    gemm = o.gemm_gflops; // measured by the case's own process, just before it
+    r.gemm_gflops = round(gemm);
     Object.assign(r, {
       params: o.params, threads: o.threads, train_s: round(o.train_s), eval_s: round(o.eval_s),
       train_images_per_s: round(c.batch / o.train_s), eval_images_per_s: round(c.batch / o.eval_s),

@@ -6,6 +6,7 @@ import * as kw from '../lib';
 import { parseCase, resolveCase } from './cases';
 import { countFlops } from './flops';
 import { timeSteps } from './harness';
+import { gemmRate } from './micro';
 
 export interface OursResult {
   params: number;
@@ -24,10 +25,15 @@ export interface OursResult {
   /** Native live bytes after the run (the model, its optimizer state and the inputs). */
   native_live_mb: number;
   loss: number;
+  /** The GEMM rate (kw.matmul 1024³) measured in this process just before the case. */
+  gemm_gflops: number;
 }
 
 function run(spec: string, reps: number | undefined, classes: number | undefined): OursResult {
   const c = resolveCase(parseCase(spec, classes));
+  // The load on a shared machine drifts over a long suite: rate this case against the GEMM rate
+  // of its own moment. 1024³ keeps the scratch (12 MB) small beside the case's peak RSS.
+  const gemm = gemmRate(1024);
   const g = new kw.Generator(0);
   const net = kw.createModel(c.model, { ...c.options, generator: g });
   net.updateTemperature(0.5); // mid-anneal: both attention terms live, as in most of training
@@ -66,6 +72,7 @@ function run(spec: string, reps: number | undefined, classes: number | undefined
     native_peak_mb: mem.peakBytes / 2 ** 20,
     native_live_mb: mem.liveBytes / 2 ** 20,
     loss,
+    gemm_gflops: gemm,
   };
   opt.dispose();
   net.dispose();

@@ -127,12 +127,11 @@ function convRows(rows: Row[]): void {
 }
 
 /**
- * The machine's float32 GEMM rate in GFLOP/s, now: kw.matmul on 2048³ (our binding's BLAS on all
- * threads), the median of 3 after a warm-up. Measured in the same run as the cases, so a loaded
- * machine lowers both.
+ * The machine's float32 GEMM rate in GFLOP/s, now: kw.matmul on n³ (our binding's BLAS on all
+ * threads), the median of 3 after a warm-up. Measured in the same run as the cases (and again in
+ * each case's process), so a loaded machine lowers both.
  */
-export function gemmRate(): number {
-  const n = 2048;
+export function gemmRate(n = 2048): number {
   const a = kw.randn([n, n]), b = kw.randn([n, n]);
   const t = timeIt(() => kw.matmul(a, b).dispose(), 3);
   a.dispose();
