@@ -12,3 +12,37 @@ export function printTable(head: string[], cells: string[][], left: number[] = [
   console.log(width.map((w) => '-'.repeat(w)).join('  '));
   for (const c of cells) console.log(line(c));
 }
+
+export interface StepTiming {
+  /** Median seconds. */
+  median: number;
+  reps: number;
+  warmup: number;
+  times: number[];
+}
+
+/**
+ * The timing protocol every side of the benchmark uses (bench/peer/torch_kw.py copies it): warm up
+ * once, and keep warming while the warm-up has taken under 1 s (at most 5 runs) so caches and
+ * allocators reach their steady state; then `reps` timed runs (default: as many as fit in about
+ * 8 s, between 3 and 25) and their median.
+ */
+export function timeSteps(fn: () => void, reps?: number): StepTiming {
+  const now = () => Number(process.hrtime.bigint()) / 1e9;
+  let warmup = 0, last = 0;
+  const w0 = now();
+  do {
+    const t0 = now();
+    fn();
+    last = now() - t0;
+    warmup++;
+  } while (now() - w0 < 1 && warmup < 5);
+  const n = reps ?? Math.min(25, Math.max(3, Math.ceil(8 / Math.max(last, 1e-3))));
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = now();
+    fn();
+    times.push(now() - t0);
+  }
+  return { median: median(times), reps: n, warmup, times };
+}

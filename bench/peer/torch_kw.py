@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""PyTorch peer of the kernelwarehouse benchmark (bench/bench.ts runs it, one case per process).
+
+KernelWarehouse written out the way the official ICML 2024 code does it
+(modules/kernel_warehouse.py, models/kw_resnet.py): the attention head is
+avgpool -> fc1 -> BatchNorm1d -> ReLU -> fc2 -> row-normalise -> temperature mix;
+the kernels are assembled with one torch.mm of the attentions and the warehouse
+cells, permuted into per-sample kernels, and applied as one grouped conv2d with
+groups = batch x groups. Plain ResNet-18 is torchvision's.
+
+  python3 bench/peer/torch_kw.py --selfcheck GOLDEN_DIR     # param counts + a golden forward
+  python3 bench/peer/torch_kw.py --model kw_resnet18 --kw-config '{"cell_num_ratio": 1}' \
+      --batch 64 --size 32 --classes 10 [--reps N] [--eval-only]
+  python3 bench/peer/torch_kw.py --model ... --export out.onnx   # the eval model in ONNX, fixed batch
+
+Prints one JSON line. Timing protocol as bench/harness.ts timeSteps: warm up (>= 1 run, more
+while under 1 s, at most 5), then reps runs (default: what fits in about 8 s, 3..25), median.
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import struct
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+KW_MODELS = ('kw_resnet18',)
+PLAIN_MODELS = ('resnet18',)
+
+
+# ---- KernelWarehouse as upstream writes it ---------------------------------------------------
+
+class Attention(nn.Module):
+    def __init__(self, in_planes, reduction, num_static_cell, num_local_mixture, cell_num_ratio):
+        super().__init__()
+        hidden_planes = max(int(in_planes * reduction), 16)
+        self.kw_planes_per_mixture = num_static_cell + 1
+        self.num_local_mixture = num_local_mixture
+        self.kw_planes = self.kw_planes_per_mixture * num_local_mixture
+        self.avgpool = nn.AdaptiveAvgPool1d(1)
+        self.fc1 = nn.Linear(in_planes, hidden_planes, bias=False)  # BatchNorm1d follows: no bias
+        self.norm1 = nn.BatchNorm1d(hidden_planes)
+        self.act1 = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(hidden_planes, self.kw_planes, bias=True)
+        self.temp_bias = torch.zeros([self.kw_planes])  # derived by init_temperature, not saved
+        self.temp_value = 0
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
+
+    def init_temperature(self, start_cell_idx, num_cell_per_mixture):
+        if num_cell_per_mixture >= 1.0:
+            num_cell_per_mixture = int(num_cell_per_mixture)
+            for idx in range(self.num_local_mixture):
+                self.temp_bias[int(idx * self.kw_planes_per_mixture + start_cell_idx)] = 1
+                start_cell_idx += num_cell_per_mixture
+            return start_cell_idx
+        num_mixture_per_cell = int(1.0 / num_cell_per_mixture)
+        for idx in range(self.num_local_mixture):
+            if idx % num_mixture_per_cell == (idx // num_mixture_per_cell) % num_mixture_per_cell:
+                self.temp_bias[int(idx * self.kw_planes_per_mixture + start_cell_idx)] = 1
+                start_cell_idx += 1
+            else:
+                self.temp_bias[int(idx * self.kw_planes_per_mixture + self.kw_planes_per_mixture - 1)] = 1
+        return start_cell_idx
+
+    def forward(self, x):
+        x = self.avgpool(x.reshape(*x.shape[:2], -1)).squeeze(dim=-1)
+        x = self.act1(self.norm1(self.fc1(x)))
+        x = self.fc2(x).reshape(-1, self.kw_planes_per_mixture)
+        x = x / (torch.sum(torch.abs(x), dim=1).view(-1, 1) + 1e-3)
+        x = (1.0 - self.temp_value) * x.reshape(-1, self.kw_planes) + self.temp_value * self.temp_bias.view(1, -1)
+        return x.reshape(-1, self.kw_planes_per_mixture)[:, :-1]
+
+
+class KWConv2d(nn.Module):
+    permute = (0, 2, 4, 3, 5, 1, 6, 7)
+
+    def __init__(self, in_planes, out_planes, kernel_size, stride, padding, warehouse_id, manager):
+        super().__init__()
+        self.in_planes, self.out_planes = in_planes, out_planes
+        self.kernel_size, self.stride, self.padding = [kernel_size] * 2, stride, padding
+        self.warehouse_id = warehouse_id
+        self.warehouse_manager = [manager]  # a list: not registered as a child module
+
+    def init_attention(self, cell, start_cell_idx, reduction, cell_num_ratio):
+        self.cell_shape = cell.shape  # [n, cell_out, cell_in, 1, 1]
+        self.groups_out_channel = self.out_planes // self.cell_shape[1]
+        self.groups_in_channel = self.in_planes // self.cell_shape[2]
+        self.groups_spatial = 1
+        for d in range(2):
+            self.groups_spatial = self.groups_spatial * self.kernel_size[d] // self.cell_shape[3 + d]
+        m = self.groups_out_channel * self.groups_in_channel * self.groups_spatial
+        self.attention = Attention(self.in_planes, reduction, self.cell_shape[0], m, cell_num_ratio)
+        return self.attention.init_temperature(start_cell_idx, cell_num_ratio)
+
+    def forward(self, x):
+        kw_attention = self.attention(x)
+        batch_size = x.shape[0]
+        x = x.reshape(1, -1, *x.shape[2:])
+        weight = self.warehouse_manager[0].weights[self.warehouse_id].reshape(self.cell_shape[0], -1)
+        aggregate_weight = torch.mm(kw_attention, weight)
+        aggregate_weight = aggregate_weight.reshape([batch_size, self.groups_spatial, self.groups_out_channel,
+                                                     self.groups_in_channel, *self.cell_shape[1:]])
+        aggregate_weight = aggregate_weight.permute(*self.permute)
+        aggregate_weight = aggregate_weight.reshape(-1, self.in_planes, *self.kernel_size)
+        output = F.conv2d(x, weight=aggregate_weight, bias=None, stride=self.stride, padding=self.padding,
+                          groups=batch_size)
+        return output.view(batch_size, self.out_planes, *output.shape[2:])
+
+
+class WarehouseManager(nn.Module):
+    def __init__(self, reduction, cell_num_ratio, cell_inplane_ratio, cell_outplane_ratio, sharing_range):
+        super().__init__()
+        self.sharing_range = sharing_range
+        self.warehouse_list = {}
+        self.reduction, self.cell_num_ratio = reduction, cell_num_ratio
+        self.cell_inplane_ratio, self.cell_outplane_ratio = cell_inplane_ratio, cell_outplane_ratio
+        self.weights = nn.ParameterList()
+
+    def fuse_warehouse_name(self, name):
+        fused = []
+        for sub in name.split('_'):
+            match = sub
+            for share in self.sharing_range:
+                if match.startswith(share):
+                    match = share
+            fused.append(match)
+        return '_'.join(fused)
+
+    def reserve(self, in_planes, out_planes, kernel_size, stride, padding, warehouse_name, enabled):
+        if not enabled:
+            return nn.Conv2d(in_planes, out_planes, kernel_size, stride=stride, padding=padding, bias=False)
+        name = self.fuse_warehouse_name(warehouse_name)
+        self.warehouse_list.setdefault(name, []).append([out_planes, in_planes, kernel_size, kernel_size])
+        return KWConv2d(in_planes, out_planes, kernel_size, stride, padding,
+                        list(self.warehouse_list.keys()).index(name), self)
+
+    def store(self):
+        count = len(self.warehouse_list)
+        each = lambda v: list(v) if isinstance(v, (list, tuple)) and len(v) == count else [v[0] if isinstance(v, (list, tuple)) else v] * count
+        self.reduction, self.cell_num_ratio = each(self.reduction), each(self.cell_num_ratio)
+        self.cell_inplane_ratio, self.cell_outplane_ratio = each(self.cell_inplane_ratio), each(self.cell_outplane_ratio)
+        for idx, layers in enumerate(self.warehouse_list.values()):
+            out_gcd, in_gcd = layers[0][0], layers[0][1]
+            for layer in layers:
+                out_gcd, in_gcd = math.gcd(out_gcd, layer[0]), math.gcd(in_gcd, layer[1])
+            cell_in = max(int(in_gcd * self.cell_inplane_ratio[idx]), 1)
+            cell_out = max(int(out_gcd * self.cell_outplane_ratio[idx]), 1)
+            total = 0
+            for layer in layers:  # spatial partition: 1x1 cells
+                total += layer[2] * layer[3] * int(layer[0] // cell_out * layer[1] // cell_in)
+            n = max(int(total * self.cell_num_ratio[idx]), 1)
+            self.weights.append(nn.Parameter(torch.randn(n, cell_out, cell_in, 1, 1)))
+
+    def allocate(self, network):
+        ends = [0] * len(self.weights)
+        for layer in network.modules():
+            if isinstance(layer, KWConv2d):
+                w = layer.warehouse_id
+                start = ends[w]
+                end = layer.init_attention(self.weights[w], start, self.reduction[w], self.cell_num_ratio[w])
+                nn.init.kaiming_normal_(self.weights[w][start:end].view(-1, *self.weights[w].shape[2:]),
+                                        mode='fan_out', nonlinearity='relu')
+                ends[w] = end
+        for w, end in enumerate(ends):
+            assert end == self.weights[w].shape[0], f'warehouse {w}: {end} cells claimed, {self.weights[w].shape[0]} held'
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride, downsample, wm, stage_idx, layer_idx):
+        super().__init__()
+        conv1_stage = max(stage_idx - 1 if layer_idx == 0 else stage_idx, 0)
+        self.conv1 = wm.reserve(inplanes, planes, 3, stride, 1, f'stage{conv1_stage}_layer{layer_idx}_conv0', True)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = wm.reserve(planes, planes, 3, 1, 1, f'stage{stage_idx}_layer{layer_idx}_conv1', True)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class KWResNet18(nn.Module):
+    def __init__(self, num_classes, reduction=0.0625, cell_num_ratio=1, cell_inplane_ratio=1, cell_outplane_ratio=1,
+                 sharing_range=('layer', 'conv')):
+        super().__init__()
+        if isinstance(sharing_range, str):
+            sharing_range = sharing_range.split('_')
+        self.warehouse_manager = WarehouseManager(reduction, cell_num_ratio, cell_inplane_ratio, cell_outplane_ratio,
+                                                  sharing_range)
+        wm = self.warehouse_manager
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        inplanes, layer_idx = 64, 0
+        for stage, planes in enumerate([64, 128, 256, 512]):
+            stride = 1 if stage == 0 else 2
+            downsample = None
+            if stride != 1 or inplanes != planes:
+                downsample = nn.Sequential(
+                    wm.reserve(inplanes, planes, 1, stride, 0, f'stage{stage - 1}_layer{layer_idx + 1}_conv0', stride != 1),
+                    nn.BatchNorm2d(planes))
+            blocks = [BasicBlock(inplanes, planes, stride, downsample, wm, stage, 0)]
+            inplanes, layer_idx = planes, 1
+            blocks.append(BasicBlock(inplanes, planes, 1, None, wm, stage, layer_idx))
+            layer_idx += 1
+            setattr(self, f'layer{stage + 1}', nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(p=0.0)
+        self.fc = nn.Linear(512, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        wm.store()
+        wm.allocate(self)
+
+    def update_temperature(self, t):
+        for m in self.modules():
+            if isinstance(m, Attention):
+                m.temp_value = t
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+
+
+KW_KEYS = ('reduction', 'cell_num_ratio', 'cell_inplane_ratio', 'cell_outplane_ratio', 'sharing_range')
+
+
+def build(model, classes, kw_config):
+    if model == 'resnet18':
+        import torchvision
+        return torchvision.models.resnet18(num_classes=classes)
+    if model == 'kw_resnet18':
+        return KWResNet18(classes, **{k: v for k, v in kw_config.items() if k in KW_KEYS})
+    raise SystemExit(f'torch_kw.py: no peer for model {model!r} (have {", ".join(KW_MODELS + PLAIN_MODELS)})')
+
+
+def num_params(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+# ---- checks: parameter counts and one golden forward of the official code --------------------
+
+def read_safetensors(path):
+    with open(path, 'rb') as f:
+        (n,) = struct.unpack('<Q', f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == '__metadata__':
+            continue
+        assert info['dtype'] == 'F32', f'{name}: {info["dtype"]}'
+        a, b = info['data_offsets']
+        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(info['shape'])
+    return out
+
+
+def selfcheck(golden_dir, configs_dir):
+    """Param counts of every resnet18 config against the golden counts, and the golden KW-ResNet-18 case."""
+    counts = json.load(open(os.path.join(golden_dir, 'param_counts.json')))
+    report = {'param_counts': {}, 'ok': True}
+    for cfg_name, want in sorted(counts.items()):
+        if want['model'] not in KW_MODELS + PLAIN_MODELS:
+            continue
+        cfg = json.load(open(os.path.join(configs_dir, cfg_name)))
+        got = num_params(build(want['model'], 1000, cfg))
+        report['param_counts'][cfg_name] = {'peer': got, 'golden': want['params'], 'ok': got == want['params']}
+        report['ok'] &= got == want['params']
+    case = json.load(open(os.path.join(golden_dir, 'kw1d4x_resnet18_c10.json')))
+    t = read_safetensors(os.path.join(golden_dir, 'kw1d4x_resnet18_c10.safetensors'))
+    net = build(case['kw_config']['model'], case['num_classes'], case['kw_config'])
+    state = {k: v for k, v in t.items() if not k.split('.')[0] in ('in', 'out', 'labels', 'loss', 'grad', 'after')}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith('num_batches_tracked')]
+    net.update_temperature(case['temperature'])
+    net.eval()
+    with torch.no_grad():
+        err_eval = (net(t['in.0']) - t['out.eval']).abs().max().item()
+    net.train()
+    err_train = (net(t['in.0']) - t['out.train']).abs().max().item()
+    golden = {'case': case['name'], 'missing': missing, 'unexpected': unexpected,
+              'max_abs_err_eval': err_eval, 'max_abs_err_train': err_train}
+    golden['ok'] = not missing and not unexpected and err_eval < 1e-3 and err_train < 1e-3
+    report['golden_forward'] = golden
+    report['ok'] &= golden['ok']
+    return report
+
+
+# ---- timing ---------------------------------------------------------------------------------
+
+def time_steps(fn, reps=None):
+    warmup, w0 = 0, time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        fn()
+        last = time.perf_counter() - t0
+        warmup += 1
+        if time.perf_counter() - w0 >= 1 or warmup >= 5:
+            break
+    n = reps or min(25, max(3, math.ceil(8 / max(last, 1e-3))))
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[n // 2], n
+
+
+def bench(a):
+    torch.manual_seed(0)
+    cfg = json.loads(a.kw_config or '{}')
+    net = build(a.model, a.classes, cfg)
+    if hasattr(net, 'update_temperature'):
+        net.update_temperature(0.5)
+    x = torch.randn(a.batch, 3, a.size, a.size)
+    y = torch.tensor([(i * 7) % a.classes for i in range(a.batch)])
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+
+    def train_step():
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    def eval_step():
+        with torch.no_grad():
+            net(x)
+
+    kind = 'official-style KW' if a.model in KW_MODELS else 'torchvision'
+    out = {'peer': f'pytorch {torch.__version__} ({kind})', 'threads': torch.get_num_threads(),
+           'params': num_params(net)}
+    if a.export:
+        # A fixed batch: upstream's reshape to groups = batch does not export with a dynamic one.
+        net.eval()
+        torch.onnx.export(net, x, a.export, input_names=['input'], output_names=['logits'], opset_version=13)
+        out['onnx'] = a.export
+        return out
+    if not a.eval_only:
+        net.train()
+        out['train_s'], out['train_reps'] = time_steps(train_step, a.reps)
+    net.eval()
+    out['eval_s'], out['eval_reps'] = time_steps(eval_step, a.reps)
+    out['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--selfcheck', metavar='GOLDEN_DIR')
+    p.add_argument('--configs', default=os.path.join(os.path.dirname(__file__), '..', '..', 'configs'))
+    p.add_argument('--model')
+    p.add_argument('--kw-config', help='the KW keys of the official config, as JSON')
+    p.add_argument('--batch', type=int, default=64)
+    p.add_argument('--size', type=int, default=32)
+    p.add_argument('--classes', type=int, default=10)
+    p.add_argument('--reps', type=int)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--eval-only', action='store_true')
+    p.add_argument('--export', metavar='ONNX_PATH', help='only export the eval model to ONNX (fixed batch), no timing')
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    if a.selfcheck:
+        print(json.dumps(selfcheck(a.selfcheck, a.configs)))
+    elif a.model:
+        print(json.dumps(bench(a)))
+    else:
+        p.error('--model or --selfcheck is required')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
