@@ -40,6 +40,10 @@ const cases: Case[] = [
   { name: 'large warehouse, cell-row tiles', x: [2, 256, 3, 3], cells: [17, 256, 256, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
   { name: 'large warehouse, goc 2, stride 2', x: [3, 256, 3, 3], cells: [33, 128, 256, 1, 1], geo: g2(9, 2, 1, [3, 3]), opts: { padding: 1, stride: 2 } },
   { name: 'large warehouse, 3×3 cells', x: [2, 64, 4, 4], cells: [30, 64, 64, 3, 3], geo: g2(1, 1, 1, [3, 3]), opts: { padding: 1 } },
+  // Stride-1 layers as wide as their input copy each tap's rows as one shifted run; here the
+  // dilated taps kx = 0 and 2 read no valid column at all (width 2, offsets ∓2), and taps
+  // kh = 0 and 2 have their first or last two rows in the padding.
+  { name: 'shifted rows: dilation 2, taps with no valid column', x: [2, 3, 6, 2], cells: [4, 2, 3, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 2, dilation: 2 }, bias: true },
   { name: 'depthwise (MobileNetV2)', x: [3, 6, 6, 6], cells: [5, 3, 1, 1, 1], geo: g2(9, 2, 1, [3, 3]), opts: { padding: 1, stride: 2, groups: 6 } },
 ];
 

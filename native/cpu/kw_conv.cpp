@@ -157,10 +157,58 @@ struct Taps {
 
   int64_t out_rows() const { return g.out[0] * g.out[1]; }
 
+  // Stride-1 2-D (or 1-D) layers whose output rows are as wide as the input rows (ResNet's
+  // 'same' 3×3 convs): for a tap, consecutive output rows read consecutive input rows at one
+  // constant shift, so a tile's valid rows are a single contiguous run of the input plane
+  // (the few entries that wrap around a row edge are padding, zeroed afterwards) — one copy
+  // per (channel, tap) instead of one per output row, as in cpu/conv.cpp's shifted planes.
+  bool shifted() const {
+    return l_step == 1 && g.in[0] == 1 && g.out[0] == 1 && g.kernel[0] == 1 && g.pad_lo[0] == 0 &&
+           g.stride[1] == 1 && g.stride[2] == 1 && g.out[2] == g.in[2];
+  }
+
+  // For shifted() layers: per (channel, tap), the valid tile rows [ra, rb) (relative to r0), the
+  // x offset of row ra's column 0 (plus off), and the valid columns [lo, hi).
+  // fn(dst offset of the tile's row 0, ra, rb, x offset, lo, hi).
+  template <typename F>
+  void spans(int64_t ch, int64_t r0, int64_t r1, F&& fn) const {
+    const int64_t i = ch / ci, d = ch % ci, gic = C / ci, W = g.in[2], IH = g.in[1];
+    for (int64_t kh = 0; kh < g.kernel[1]; kh++)
+      for (int64_t kx = 0; kx < g.kernel[2]; kx++) {
+        const int64_t t = kh * g.kernel[2] + kx;
+        const int64_t base = (((t / ck) * gic + i) * cc + d * ck + t % ck) * (r1 - r0) * W;
+        const int64_t off = kx * g.dilation[2] - g.pad_lo[2];
+        const int64_t lo = std::min(W, off >= 0 ? 0 : -off);
+        const int64_t hi = std::max(lo, std::min(W, W - off));
+        const int64_t shift = kh * g.dilation[1] - g.pad_lo[1];  // ih = r + shift
+        const int64_t ra = std::clamp<int64_t>(-shift, r0, r1), rb = std::clamp<int64_t>(IH - shift, ra, r1);
+        fn(base, ra - r0, rb - r0, (ra + shift) * W + off, lo, hi);
+      }
+  }
+
   // The columns of output rows [r0, r1) (tap-major only; position-major takes all rows).
   void im2col(const float* xb, float* col, int64_t r0 = 0, int64_t r1 = -1) const {
     const int64_t S = g.in_spatial(), OW = g.out[2], sw = g.stride[2];
     if (r1 < 0) r1 = out_rows();
+    if (shifted()) {
+      const int64_t n = r1 - r0;
+      for (int64_t ch = 0; ch < C; ch++)
+        spans(ch, r0, r1, [&](int64_t at, int64_t ra, int64_t rb, int64_t xo, int64_t lo, int64_t hi) {
+          float* dst = col + at;
+          std::fill(dst, dst + ra * OW, 0.f);
+          std::fill(dst + rb * OW, dst + n * OW, 0.f);
+          if (ra >= rb) return;
+          if (hi > lo) {
+            const float* src = xb + ch * S + xo;
+            std::copy(src + lo, src + (rb - ra - 1) * OW + hi, dst + ra * OW + lo);
+          }
+          for (int64_t r = ra; r < rb; r++) {
+            std::fill(dst + r * OW, dst + r * OW + lo, 0.f);
+            std::fill(dst + r * OW + hi, dst + (r + 1) * OW, 0.f);
+          }
+        });
+      return;
+    }
     for (int64_t ch = 0; ch < C; ch++) {
       const float* xc = xb + ch * S;
       if (l_step != 1) {
@@ -180,10 +228,29 @@ struct Taps {
   }
 
   // dx_b += the adjoint of im2col for output rows [r0, r1); overwrite = true zeroes dx_b first.
-  void col2im(const float* col, float* dxb, int64_t r0 = 0, int64_t r1 = -1, bool overwrite = true) const {
+  // col is scratch: shifted() layers zero its padding entries, then add each (channel, tap)'s
+  // valid rows as one contiguous run (the zeros land on the wrapped-around positions).
+  void col2im(float* col, float* dxb, int64_t r0 = 0, int64_t r1 = -1, bool overwrite = true) const {
     const int64_t S = g.in_spatial(), sw = g.stride[2];
     if (r1 < 0) r1 = out_rows();
     if (overwrite) std::memset(dxb, 0, size_t(C * S) * sizeof(float));
+    if (shifted()) {
+      const int64_t OW = g.out[2];
+      for (int64_t ch = 0; ch < C; ch++)
+        spans(ch, r0, r1, [&](int64_t at, int64_t ra, int64_t rb, int64_t xo, int64_t lo, int64_t hi) {
+          if (ra >= rb || hi <= lo) return;
+          float* src = col + at;
+          for (int64_t r = ra; r < rb; r++) {
+            std::fill(src + r * OW, src + r * OW + lo, 0.f);
+            std::fill(src + r * OW + hi, src + (r + 1) * OW, 0.f);
+          }
+          const int64_t len = (rb - ra - 1) * OW + hi - lo;
+          float* __restrict dst = dxb + ch * S + xo + lo;
+          const float* __restrict sp = src + ra * OW + lo;
+          for (int64_t k = 0; k < len; k++) dst[k] += sp[k];
+        });
+      return;
+    }
     for (int64_t ch = 0; ch < C; ch++) {
       float* dc = dxb + ch * S;
       if (l_step != 1) {
