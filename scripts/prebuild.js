@@ -96,7 +96,7 @@ function requirements(file) {
   glibc.sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
   return {
     newestGlibc: glibc[glibc.length - 1] || 'none',
-    cxx: [...new Set(dyn.match(/(GLIBCXX|CXXABI)_[\d.]+/g) || [])],
+    cxx: [...new Set(dyn.match(/(GLIBCXX|CXXABI)_[\d.]+/g) || [])].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })),
     needed: [...priv.matchAll(/NEEDED\s+(\S+)/g)].map((m) => m[1]),
   };
 }
@@ -187,7 +187,15 @@ prebuildify(
           `do not publish it (npm run prebuild builds the glibc ${GLIBC} one).`,
       );
     else console.log(`prebuild: ${addon} loads on x86-64 Linux with glibc ${GLIBC}+ (newest symbol GLIBC_${req.newestGlibc}, no GLIBCXX)`);
-    // the optional libraries link what they use (MPI, NCCL, the CUDA driver) and are opened only
-    // when asked for; the addon loads without them
+    // The optional libraries are opened only when asked for (--device cuda, distributed runs), so
+    // the addon loads without them; each states its own floor here. libkw_cuda.so is compiled by
+    // nvcc with the host g++ (CUDA's headers refuse zig's libc++), so it needs the build machine's
+    // glibc and libstdc++: where they are older, asking for cuda fails with the loader's reason.
+    if (!hostOnly)
+      for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.so'))) {
+        const r = requirements(path.join(dir, f));
+        if (newer(r.newestGlibc, GLIBC) || r.cxx.length)
+          console.warn(`prebuild: note: optional ${f} needs GLIBC_${r.newestGlibc}${r.cxx.length ? ' and ' + r.cxx.slice(-1)[0] : ''} (above the ${GLIBC} floor of the addon)`);
+      }
   },
 );
