@@ -183,7 +183,7 @@ prebuildify(
     }
     if (hostOnly)
       console.warn(
-        `prebuild: HOST-ONLY prebuild (KW_PREBUILD_HOST=1): it needs glibc ${req.newestGlibc}+${req.cxx.length ? ' and a libstdc++ with ' + req.cxx.join(' ') : ''}; ` +
+        `prebuild: HOST-ONLY prebuild (KW_PREBUILD_HOST=1): it needs glibc ${req.newestGlibc}+${req.cxx.length ? ' and a libstdc++ with ' + req.cxx.slice(-1)[0] : ''}; ` +
           `do not publish it (npm run prebuild builds the glibc ${GLIBC} one).`,
       );
     else console.log(`prebuild: ${addon} loads on x86-64 Linux with glibc ${GLIBC}+ (newest symbol GLIBC_${req.newestGlibc}, no GLIBCXX)`);
