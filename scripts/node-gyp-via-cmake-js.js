@@ -10,6 +10,7 @@
 // The node-gyp arguments prebuildify passes (--target, --devdir, ...) do not apply: Node-API.
 'use strict';
 const { spawnSync } = require('child_process');
+const fs = require('fs');
 const path = require('path');
 
 const root = path.join(__dirname, '..');
@@ -26,6 +27,12 @@ if (process.env.KW_PREBUILD_CXX) {
 } else {
   defs.push('--CDKW_PORTABLE_LINK=OFF');
 }
+
+// prebuildify ships every .so it finds beside the addon: remove the previous run's outputs so a
+// library that is no longer built (libkw_cuda.so after KW_CUDA=ON, then OFF) is not shipped stale
+const release = path.join(out, 'Release');
+for (const f of fs.existsSync(release) ? fs.readdirSync(release) : [])
+  if (/\.(so|node)$/.test(f)) fs.rmSync(path.join(release, f));
 
 // configure every time (a changed KW_CUDA must take effect; cmake-js compile would reuse the
 // cache), then build incrementally: the folder is the prebuild's own, never the developer's build/
