@@ -37,6 +37,48 @@ t.test('SGD: plain, weight decay, momentum, nesterov', async (t) => {
   t.throws(() => new SGD([n], { lr: 0.1, nesterov: true }), /nesterov/);
 });
 
+// Every SGD kernel variant (decay on/off, momentum, dampening, nesterov) on a tensor large enough
+// to be split across threads, three steps, against a float32 loop of torch's formulas.
+t.test('SGD variants on a multi-chunk tensor match a float32 reference', async (t) => {
+  const f = Math.fround;
+  const n = 50000;
+  const cases = [
+    { lr: 0.1 },
+    { lr: 0.1, weightDecay: 0.01 },
+    { lr: 0.05, momentum: 0.9 },
+    { lr: 0.05, momentum: 0.8, dampening: 0.3, weightDecay: 0.02 },
+    { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.001 },
+  ];
+  for (const o of cases) {
+    const p0 = Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2);
+    const p = kw.tensor(p0);
+    p.requiresGrad = true;
+    const opt = new SGD([p], o);
+    const ref = Float32Array.from(p0);
+    const buf = new Float32Array(n);
+    const mom = o.momentum ?? 0, damp = o.dampening ?? 0, wd = o.weightDecay ?? 0;
+    for (let step = 0; step < 3; step++) {
+      const g = Array.from({ length: n }, (_, i) => Math.cos(i * 0.11 + step));
+      p.grad = kw.tensor(g);
+      opt.step();
+      for (let i = 0; i < n; i++) {
+        let d = f(g[i]);
+        if (wd !== 0) d = f(d + f(f(wd) * ref[i]));
+        if (mom !== 0) {
+          const b = step === 0 ? d : f(f(f(mom) * buf[i]) + f(f(1 - damp) * d));
+          buf[i] = b;
+          d = o.nesterov ? f(d + f(f(mom) * b)) : b;
+        }
+        ref[i] = f(ref[i] - f(f(o.lr) * d));
+      }
+    }
+    const got = p.toArray() as number[];
+    let worst = 0;
+    for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - ref[i]));
+    t.ok(worst < 1e-6, `${JSON.stringify(o)}: worst |diff| ${worst}`);
+  }
+});
+
 t.test('Adam and AdamW: first steps', async (t) => {
   // step 1: m = 0.1g, v = 0.001g², m̂ = g, v̂ = g² → p -= lr·g/(|g| + eps)
   const p = param([1, 2], [0.5, -4]);

@@ -98,6 +98,9 @@ const maxCases: [number[], Win][] = [
   [[1, 2, 9, 8], { k: [3, 3], s: [2, 3], p: [1, 1], d: [2, 2], ceil: false }],
   [[1, 2, 8, 9], { k: [2, 3], s: [3, 2], p: [1, 0], d: [2, 1], ceil: true }],
   [[3, 5, 5], { k: [2, 2], s: [2, 2], p: [0, 0], d: [1, 1], ceil: true }],
+  // Rows wider than the kernel's 64-column block: output columns split over several blocks.
+  [[1, 2, 3, 150], { k: [3, 3], s: [2, 2], p: [1, 1], d: [1, 1], ceil: false }],
+  [[1, 1, 4, 140], { k: [2, 3], s: [1, 1], p: [1, 1], d: [1, 2], ceil: true }],
 ];
 
 t.test('maxPool2d forward against a naive reference (padding, stride, dilation, ceil mode, unbatched)', async (t) => {

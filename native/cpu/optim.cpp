@@ -10,17 +10,46 @@ namespace {
 
 constexpr int64_t kGrain = 1 << 14;
 
-void sgd_step(float* p, const float* g, float* buf, int64_t n, const SgdConfig& c) {
-  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i++) {
-      float d = g[i] + c.weight_decay * p[i];
-      if (c.momentum != 0.f) {
-        float b = c.first_step ? d : c.momentum * buf[i] + (1.f - c.dampening) * d;
-        buf[i] = b;
-        d = c.nesterov ? d + c.momentum * b : b;
-      }
-      p[i] -= c.lr * d;
+// The config is copied into locals and the pointers marked restrict: read through the const
+// reference, every store to p/buf might alias it, so the loop reloaded lr/momentum per element
+// and never vectorized (sgdStep was ~9% of a ResNet-18 step). The branch flags become template
+// parameters so each variant is a straight vector loop. Formulas are unchanged, except that a
+// zero weight decay is skipped as torch does (g + 0·p would turn an inf weight into a NaN).
+template <bool kDecay, bool kMomentum, bool kFirst, bool kNesterov>
+void sgd_loop(float* __restrict p, const float* __restrict g, float* __restrict buf, int64_t lo, int64_t hi,
+              float lr, float wd, float mom, float damp1) {
+  for (int64_t i = lo; i < hi; i++) {
+    float d = g[i];
+    if (kDecay) d += wd * p[i];
+    if (kMomentum) {
+      float b = kFirst ? d : mom * buf[i] + damp1 * d;
+      buf[i] = b;
+      d = kNesterov ? d + mom * b : b;
     }
+    p[i] -= lr * d;
+  }
+}
+
+template <bool kDecay>
+void sgd_dispatch(float* p, const float* g, float* buf, int64_t lo, int64_t hi, const SgdConfig& c) {
+  const float lr = c.lr, wd = c.weight_decay, mom = c.momentum, damp1 = 1.f - c.dampening;
+  if (mom == 0.f)
+    sgd_loop<kDecay, false, false, false>(p, g, buf, lo, hi, lr, wd, mom, damp1);
+  else if (c.first_step)
+    c.nesterov ? sgd_loop<kDecay, true, true, true>(p, g, buf, lo, hi, lr, wd, mom, damp1)
+               : sgd_loop<kDecay, true, true, false>(p, g, buf, lo, hi, lr, wd, mom, damp1);
+  else
+    c.nesterov ? sgd_loop<kDecay, true, false, true>(p, g, buf, lo, hi, lr, wd, mom, damp1)
+               : sgd_loop<kDecay, true, false, false>(p, g, buf, lo, hi, lr, wd, mom, damp1);
+}
+
+void sgd_step(float* p, const float* g, float* buf, int64_t n, const SgdConfig& c) {
+  const SgdConfig cfg = c;
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) {
+    if (cfg.weight_decay != 0.f)
+      sgd_dispatch<true>(p, g, buf, lo, hi, cfg);
+    else
+      sgd_dispatch<false>(p, g, buf, lo, hi, cfg);
   });
 }
 
