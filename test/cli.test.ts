@@ -4,21 +4,10 @@ import t from 'tap';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from './helpers/cli';
-import { encodeIdx, loadIdxDataset } from '../lib/data/idx';
-import { BUNDLED_DATA } from '../lib/cli/datasets';
+import { runCli, smallIdx } from './helpers/cli';
 
 const run = runCli;
 
-function smallIdx(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idx-small-'));
-  for (const [split, n] of [['train', 256], ['t10k', 128]] as const) {
-    const d = loadIdxDataset(BUNDLED_DATA, split);
-    fs.writeFileSync(path.join(dir, `${split}-images-idx3-ubyte`), encodeIdx([n, 28, 28], d.images.data.subarray(0, n * 784)));
-    fs.writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte`), encodeIdx([n], d.labels.subarray(0, n)));
-  }
-  return dir;
-}
 
 t.test('errors exit non-zero with a clear message', async (t) => {
   const bad = await run(['--bacth_size', '3']);
@@ -43,7 +32,7 @@ t.test('--doctor --json', async (t) => {
 });
 
 t.test('a short KW training run: checkpoints, log.txt, auto-resume, --eval', async (t) => {
-  const data = smallIdx();
+  const data = smallIdx(256, 128, 'idx-small-');
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'kwtrain-'));
   const flags = ['--model', 'kw_resnet_mini', '--data_set', 'IDX', '--data_path', data, '--input_size', '28', '--batch_size', '32',
     '--opt', 'sgd', '--lr', '0.05', '--warmup_epochs', '0', '--mixup', '0', '--cutmix', '0', '--smoothing', '0.1', '--temp_epoch', '1',

@@ -12,8 +12,7 @@ import { epochOrder } from '../lib/data/loader';
 import { DistributedSampler } from '../lib/distributed/sampler';
 import { commLibraryPath, initDistributed, launcherEnv, World } from '../lib/distributed/world';
 import { mpirunArgs, withoutNproc, findMpirun } from '../lib/cli/launch';
-import { encodeIdx, loadIdxDataset } from '../lib/data/idx';
-import { BUNDLED_DATA } from '../lib/cli/datasets';
+import { smallIdx } from './helpers/cli';
 import { native } from '../lib/native';
 import * as kw from '../lib';
 
@@ -206,15 +205,6 @@ t.test('2 ranks × batch 8 give the parameters of 1 process × batch 16 (LayerNo
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function smallIdx(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idx-dist-'));
-  for (const [split, n] of [['train', 256], ['t10k', 64]] as const) {
-    const d = loadIdxDataset(BUNDLED_DATA, split);
-    fs.writeFileSync(path.join(dir, `${split}-images-idx3-ubyte`), encodeIdx([n, 28, 28], d.images.data.subarray(0, n * 784)));
-    fs.writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte`), encodeIdx([n], d.labels.subarray(0, n)));
-  }
-  return dir;
-}
 
 /** Processes whose parent is pid (from /proc: no dependency on ps). */
 function childrenOf(pid: number): number[] {
@@ -239,7 +229,7 @@ const recipe = (data: string, out: string, epochs: number) => [
 ];
 
 t.test('kw-train under mpirun -np 2: rank 0 alone prints and writes; a killed rank stops the job; the same command resumes', { skip: skip ?? false }, async (t) => {
-  const data = smallIdx();
+  const data = smallIdx(256, 64, 'idx-dist-');
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-cli-'));
   const r = await run('mpirun', [...MPIRUN, '2', process.execPath, cli, ...recipe(data, out, 1), '--dist_url', 'tcp://x:1']);
   t.equal(r.code, 0, 'exits 0', { output: r.out.slice(-3000) });

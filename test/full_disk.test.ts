@@ -8,8 +8,7 @@ import * as cp from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { encodeIdx, loadIdxDataset } from '../lib/data/idx';
-import { BUNDLED_DATA } from '../lib/cli/datasets';
+import { smallIdx } from './helpers/cli';
 import { readSafetensors, writeSafetensors } from '../lib/io/safetensors';
 
 const root = path.resolve(__dirname, '..');
@@ -75,15 +74,6 @@ t.test('writeSafetensors on a nearly full disk: ENOSPC mid-write, old file intac
   t.notOk(fs.existsSync(path.join(m.dir, 'new.safetensors')), 'no partial new file');
 });
 
-function smallIdx(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idx-full-'));
-  for (const [split, n] of [['train', 128], ['t10k', 32]] as const) {
-    const d = loadIdxDataset(BUNDLED_DATA, split);
-    fs.writeFileSync(path.join(dir, `${split}-images-idx3-ubyte`), encodeIdx([n, 28, 28], d.images.data.subarray(0, n * 784)));
-    fs.writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte`), encodeIdx([n], d.labels.subarray(0, n)));
-  }
-  return dir;
-}
 
 function runCli(argv: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
@@ -98,7 +88,7 @@ function runCli(argv: string[]): Promise<{ code: number | null; out: string }> {
 
 const cliSkip = skip || (!fs.existsSync(cli) ? `${cli} is not built (run: npx tsc -p tsconfig.json)` : false);
 t.test('kw-train on a disk that fills up: stops naming the file, resumes once space is freed', { skip: cliSkip }, async (t) => {
-  const data = smallIdx();
+  const data = smallIdx(128, 32, 'idx-full-');
   const flags = (out: string) => [
     '--model', 'kw_resnet_mini', '--data_set', 'IDX', '--data_path', data, '--input_size', '28', '--batch_size', '32',
     '--opt', 'sgd', '--lr', '0.05', '--momentum', '0.9', '--warmup_epochs', '0', '--mixup', '0', '--cutmix', '0',

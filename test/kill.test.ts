@@ -6,8 +6,7 @@ import * as cp from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { encodeIdx, loadIdxDataset } from '../lib/data/idx';
-import { BUNDLED_DATA } from '../lib/cli/datasets';
+import { smallIdx } from './helpers/cli';
 import { readSafetensors } from '../lib/io/safetensors';
 
 const root = path.resolve(__dirname, '..');
@@ -30,15 +29,6 @@ function staleReason(): string | null {
   return walk(path.join(root, 'lib'));
 }
 
-function smallIdx(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idx-kill-'));
-  for (const [split, n] of [['train', 256], ['t10k', 64]] as const) {
-    const d = loadIdxDataset(BUNDLED_DATA, split);
-    fs.writeFileSync(path.join(dir, `${split}-images-idx3-ubyte`), encodeIdx([n, 28, 28], d.images.data.subarray(0, n * 784)));
-    fs.writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte`), encodeIdx([n], d.labels.subarray(0, n)));
-  }
-  return dir;
-}
 
 interface Outcome {
   code: number | null;
@@ -68,7 +58,7 @@ function runCli(argv: string[], interrupt?: { at: RegExp; signal: NodeJS.Signals
 
 const skip = staleReason();
 t.test('kw-train survives SIGKILL and SIGINT mid-epoch', { skip: skip ?? false }, async (t) => {
-  const data = smallIdx();
+  const data = smallIdx(256, 64, 'idx-kill-');
   const flags = (out: string) => [
     '--model', 'kw_resnet_mini', '--data_set', 'IDX', '--data_path', data, '--input_size', '28', '--batch_size', '32',
     '--opt', 'sgd', '--lr', '0.05', '--momentum', '0.9', '--warmup_epochs', '0', '--mixup', '0', '--cutmix', '0',
