@@ -1,9 +1,9 @@
 // kwConv (the fused KernelWarehouse convolution) against the unfused path it replaces,
-// convNd(x, kwAssemble(α, E), bias), forward and all four gradients, for both strategies;
+// convNd(x, kwAssemble(α, E), bias), forward and all four gradients, for every strategy;
 // finite differences; the cost model's choice; bad arguments.
 import t from 'tap';
 import type * as tap from 'tap';
-import { backward, convNd, kwAssemble, kwConv, kwConvStrategy, mul, sum, Tensor, tensor } from '../lib';
+import { backward, buildInfo, convNd, kwAssemble, kwConv, kwConvStrategy, mul, sum, Tensor, tensor } from '../lib';
 import type { KWConvOptions, KWAssemblyGeometry } from '../lib';
 import { native } from '../lib/native';
 import { gradcheck, randomData, randomTensor } from './helpers/gradcheck';
@@ -45,7 +45,17 @@ const cases: Case[] = [
   // kh = 0 and 2 have their first or last two rows in the padding.
   { name: 'shifted rows: dilation 2, taps with no valid column', x: [2, 3, 6, 2], cells: [4, 2, 3, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 2, dilation: 2 }, bias: true },
   { name: 'depthwise (MobileNetV2)', x: [3, 6, 6, 6], cells: [5, 3, 1, 1, 1], geo: g2(9, 2, 1, [3, 3]), opts: { padding: 1, stride: 2, groups: 6 } },
+  // Panels need cell rows and columns in multiples of 32 (the cases above with 64/128/256 too).
+  { name: 'panels: goc 2, gic 2, stride 2, bias', x: [3, 64, 5, 5], cells: [5, 32, 32, 1, 1], geo: g2(9, 2, 2, [3, 3]), opts: { padding: 1, stride: 2 }, bias: true },
+  { name: 'panels: 96 cell columns (a 64 and a 32 block), 7 output columns', x: [2, 96, 4, 7], cells: [4, 64, 96, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 } },
+  { name: 'panels: 3×3 cells (288 columns)', x: [2, 32, 5, 5], cells: [4, 32, 32, 3, 3], geo: g2(1, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
+  // Over 256 output positions the warehouse gradients run by chunks (the input gradient by panels).
+  { name: 'panels: 289 output positions', x: [3, 32, 17, 17], cells: [3, 32, 32, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 } },
 ];
+
+/** Strategies that apply to a case: input mix and panels need groups = 1. */
+const strategiesOf = (c: Case) =>
+  (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix', 'panels'] as const) : (['chunked'] as const);
 
 // The unfused reference: assemble the batch of kernels, per-sample conv.
 function reference(x: Tensor, a: Tensor, e: Tensor, b: Tensor | null, c: Case): Tensor {
@@ -77,9 +87,11 @@ function inputs(c: Case, seed: number): Tensor[] {
   return b ? [x, a, e, b] : [x, a, e];
 }
 
+// test/kw_conv_isa.test.ts reruns this file with KW_SIMD set and checks this line.
+t.comment(`KW kernels: ${/KW kernels: (\w+)/.exec(buildInfo().gemm)?.[1]}`);
+
 for (const c of cases) {
-  const strategies = (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix'] as const) : (['chunked'] as const);
-  for (const strategy of strategies) {
+  for (const strategy of strategiesOf(c)) {
     t.test(`${c.name} (${strategy}): forward and gradients match kwAssemble + convNd`, (t) => {
       const [x0, a0, e0, b0] = inputs(c, 11);
       const leaves = () => [x0, a0, e0, b0 ?? null].map((v) => (v ? tensor(v.data(), [...v.shape]) : null));
@@ -104,9 +116,8 @@ for (const c of cases) {
 
 // One and two samples per chunk: several chunks per thread (chunked: dE partials summed across
 // parts; input mix: batch chunks after the first accumulate dE).
-for (const c of [cases[0], cases[1], cases[3], cases[10], cases[12], cases[14]]) {
-  const strategies = (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix'] as const) : (['chunked'] as const);
-  for (const strategy of strategies)
+for (const c of [cases[0], cases[1], cases[3], cases[10], cases[12], cases[14], cases[16], cases[19]]) {
+  for (const strategy of strategiesOf(c))
     for (const samplesPerChunk of [1, 2]) {
       t.test(`${c.name} (${strategy}, ${samplesPerChunk} per chunk) matches the unchunked result`, (t) => {
         const run = (o: KWConvOptions) => {
@@ -123,10 +134,9 @@ for (const c of [cases[0], cases[1], cases[3], cases[10], cases[12], cases[14]])
     }
 }
 
-t.test('finite differences, both strategies', (t) => {
-  for (const c of [cases[1], cases[3], cases[6], cases[14]]) {
-    const strategies = (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix'] as const) : (['chunked'] as const);
-    for (const strategy of strategies) {
+t.test('finite differences, every strategy', (t) => {
+  for (const c of [cases[1], cases[3], cases[6], cases[14], cases[16]]) {
+    for (const strategy of strategiesOf(c)) {
       const ins = inputs(c, 5);
       const f = (x: Tensor, a: Tensor, e: Tensor, b?: Tensor) => kwConv(x, a, e, b ?? null, c.geo, { ...c.opts, strategy });
       const r = gradcheck(f, ins, { maxProbes: 12 });
@@ -144,6 +154,10 @@ t.test('the cost model: input mix for 1×1 outputs of a 3×3 layer, chunked for 
   const early = { x: randomTensor([2, 8, 16, 16], 1), a: randomTensor([18, 7], 2), e: randomTensor([7, 8, 8, 1, 1], 3) };
   t.equal(kwConvStrategy(early.x, early.a, early.e, g2(9, 1, 1, [3, 3]), { padding: 1 }), 'chunked');
   t.equal(kwConvStrategy(early.x, early.a, early.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'inputMix' }), 'inputMix');
+  // Panels run only where cell rows and columns are multiples of 32; elsewhere a request runs chunked.
+  t.equal(kwConvStrategy(early.x, early.a, early.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'panels' }), 'chunked');
+  const wide = { x: randomTensor([2, 32, 4, 4], 1), a: randomTensor([18, 3], 2), e: randomTensor([3, 32, 32, 1, 1], 3) };
+  t.equal(kwConvStrategy(wide.x, wide.a, wide.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'panels' }), 'panels');
   const dw = { x: randomTensor([2, 8, 1, 1], 1), a: randomTensor([18, 7], 2), e: randomTensor([7, 8, 1, 1, 1], 3) };
   t.equal(kwConvStrategy(dw.x, dw.a, dw.e, g2(9, 1, 1, [3, 3]), { padding: 1, groups: 8 }), 'chunked');
   t.end();
@@ -168,7 +182,7 @@ t.test('bad arguments throw errors naming the argument', (t) => {
   t.throws(() => call([3, 4, 6, 5], dims, e), /x/);
   t.throws(() => call([4, 4, 5, 5], dims, e), /batch|xShape/);
   t.throws(() => call([3, 4, 5, 5], [3, 9, 7, 9, 1, 1, 4, 4, 2], e), /kernelSize|cells/);
-  t.throws(() => call([3, 4, 5, 5], dims, e, 3), /strategy/);
+  t.throws(() => call([3, 4, 5, 5], dims, e, 4), /strategy/);
   t.throws(() => call([3, 4, 5, 5], [3, 9, 7, 9, 1, 1, 4, 2, 1], e, 2, 2), /input-mix|groups|cells/);
   t.throws(() => native.kwConvBackward(a.storage, x.storage, a.storage, e.storage, [3, 4, 5, 5], dims, [3, 3], [1, 1],
     [1, 1], [1, 1], 1, 0, 0, true, true, true, false), /dy/);

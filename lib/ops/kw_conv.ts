@@ -9,8 +9,8 @@ import type { ConvSize } from './conv';
 import type { KWAssemblyGeometry } from './kw';
 import { checkTensor, wrap } from './util';
 
-export type KWConvStrategy = 'auto' | 'chunked' | 'inputMix';
-const STRATEGY_CODE: Record<KWConvStrategy, number> = { auto: 0, chunked: 1, inputMix: 2 };
+export type KWConvStrategy = 'auto' | 'chunked' | 'inputMix' | 'panels';
+const STRATEGY_CODE: Record<KWConvStrategy, number> = { auto: 0, chunked: 1, inputMix: 2, panels: 3 };
 
 export interface KWConvOptions {
   stride?: ConvSize;
@@ -20,7 +20,9 @@ export interface KWConvOptions {
   groups?: number;
   /**
    * 'chunked' assembles a few samples' kernels at a time; 'inputMix' (groups = 1) mixes the
-   * input columns with α first, cheaper for few output positions; 'auto' (default) picks by cost.
+   * input columns with α first, cheaper for few output positions; 'panels' (groups = 1, cell
+   * rows and columns multiples of 32) assembles each sample's kernel 32 output channels at a
+   * time into the panel a register-blocked GEMM reads; 'auto' (default) picks by cost.
    */
   strategy?: KWConvStrategy;
   /** At most this many samples blocked together (default: the kernels' own choice). A tuning and testing knob. */
@@ -86,7 +88,7 @@ function prepare(fn: string, x: Tensor, alpha: Tensor, cells: Tensor, bias: Tens
   const dilation = perDim(fn, 'dilation', opts.dilation, nd, 1, 1);
   const padding = perDim(fn, 'padding', opts.padding, nd, 0, 0, true);
   const strategyName = opts.strategy ?? 'auto';
-  if (!(strategyName in STRATEGY_CODE)) throw new ArgumentError(fn, 'strategy', '"auto", "chunked" or "inputMix"', strategyName);
+  if (!(strategyName in STRATEGY_CODE)) throw new ArgumentError(fn, 'strategy', '"auto", "chunked", "inputMix" or "panels"', strategyName);
   if (strategyName === 'inputMix' && groups !== 1) throw new ArgumentError(fn, 'strategy', '"auto" or "chunked" when groups > 1', strategyName);
   const samplesPerChunk = opts.samplesPerChunk === undefined ? 0 : checkInt(fn, 'samplesPerChunk', opts.samplesPerChunk, 1);
   const outShape = [B, O];
@@ -126,13 +128,14 @@ export function kwConv(x: Tensor, alpha: Tensor, cells: Tensor, bias: Tensor | n
 }
 
 /**
- * The strategy kwConv runs for these arguments ('chunked' or 'inputMix'), by its cost model
- * when opts.strategy is 'auto'.
+ * The strategy kwConv runs for these arguments ('chunked', 'inputMix' or 'panels'), by its cost
+ * model when opts.strategy is 'auto'. A requested 'panels' that does not apply (groups > 1, or
+ * cell rows or columns not multiples of 32) runs 'chunked'.
  * @example kwConvStrategy(x, alpha, cells, geometry, { padding: 1 }) // 'inputMix' for a 1×1-output layer
  */
 export function kwConvStrategy(x: Tensor, alpha: Tensor, cells: Tensor, geometry: KWAssemblyGeometry,
   opts: KWConvOptions = {}): Exclude<KWConvStrategy, 'auto'> {
   const p = prepare('kwConvStrategy', x, alpha, cells, null, geometry, opts);
   const code = native.kwConvStrategy(p.xShape, p.dims, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.strategy);
-  return code === 2 ? 'inputMix' : 'chunked';
+  return code === 2 ? 'inputMix' : code === 3 ? 'panels' : 'chunked';
 }

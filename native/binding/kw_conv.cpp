@@ -48,7 +48,7 @@ KwConvArgs read_args(const Napi::CallbackInfo& info, size_t i, bool with_cap = t
   Shape padding = arg_list(info, i + 4, "padding", nd, true);
   Shape dilation = arg_list(info, i + 5, "dilation", nd, false);
   const int64_t groups = arg_int(info, i + 6, "groups", 1, kMaxNumel);
-  const int64_t strategy = arg_int(info, i + 7, "strategy", 0, 2);
+  const int64_t strategy = arg_int(info, i + 7, "strategy", 0, 3);
   if (with_cap) r.samples_per_chunk = arg_int(info, i + 8, "samplesPerChunk", 0, kMaxNumel);
   const KwAssemblyDims& a = r.a;
   ConvGeometry& g = r.g;
@@ -156,7 +156,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// kwConvStrategy(xShape, dims, kernelSize, stride, padding, dilation, groups, strategy) → 1 (chunked) or 2 (input mix)
+// kwConvStrategy(xShape, dims, kernelSize, stride, padding, dilation, groups, strategy) → 1 (chunked), 2 (input mix) or 3 (panels)
 Napi::Value Strategy(const Napi::CallbackInfo& info) {
   KwConvArgs r = read_args(info, 0, false);
   return Napi::Number::New(info.Env(), double(int(kw_conv_strategy(r.a, r.g, r.strategy))));

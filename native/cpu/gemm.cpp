@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "cpu/simd_gemm.h"
 #include "cpu/tables.h"
 
 #ifdef KW_HAVE_OPENBLAS
@@ -129,11 +130,12 @@ void gemm_batched(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, int64_t
 
 const char* provider() {
 #ifdef KW_HAVE_OPENBLAS
-  static std::string s = std::string(openblas_get_config()) + " (linked statically)";
-  return s.c_str();
+  static std::string s = std::string(openblas_get_config()) + " (linked statically); KW kernels: " + simd_gemm_isa();
 #else
-  return "builtin blocked GEMM (OpenBLAS not found at build time)";
+  static std::string s = std::string("builtin blocked GEMM (OpenBLAS not found at build time); KW kernels: ") +
+                         simd_gemm_isa();
 #endif
+  return s.c_str();
 }
 
 }  // namespace

@@ -20,6 +20,15 @@ void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrateg
                    const float* x, const float* alpha, const float* cells, float* dx, float* dalpha,
                    float* dcells, float* dbias);
 
+// The fused-panel strategy (cpu/kw_conv_fused.cpp): forward and the input gradient.
+bool fused_panels_apply(const KwAssemblyDims& a, const ConvGeometry& g);
+void fused_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,
+                   const float* cells, const float* bias, float* y);
+void fused_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
+                          const float* cells, float* dx);
+void fused_backward_warehouse(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* x,
+                              const float* alpha, const float* cells, float* dalpha, float* dcells);
+
 // Moves one sample between the product layout T [gs, goc, gic | co, ci, ck] (rows of α_b·E) and
 // the kernel layout W [goc·co, gic·ci, gs·ck]; to_kernel picks the direction.
 void relayout_to_kernel(const KwAssemblyDims& d, const float* T, float* W);

@@ -95,8 +95,10 @@ struct KwAssemblyDims {
 // kernels. Strategies (cpu/kw_conv.cpp): Chunked assembles a few samples' kernels at a time into
 // per-thread scratch and convolves them; InputMix (groups = 1) mixes the input columns with α
 // first, V_b = α_bᵀ·col_b, then y = Σ_j E_j·V_j over the whole batch: cheaper when the layer has
-// few output positions. Auto picks by the FLOP cost model (kw_conv_strategy).
-enum class KwConvStrategy : int { Auto = 0, Chunked = 1, InputMix = 2 };
+// few output positions. Panels (groups = 1, co and ci·ck multiples of 32) assembles each
+// sample's kernel 32 output channels at a time straight into the packed panel a register-blocked
+// GEMM reads. Auto picks by the FLOP cost model (kw_conv_strategy).
+enum class KwConvStrategy : int { Auto = 0, Chunked = 1, InputMix = 2, Panels = 3 };
 
 // The strategy Auto resolves to (or the requested one when it is applicable).
 KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested);
