@@ -50,6 +50,8 @@ const cases: Case[] = [
   { name: 'panels: 96 cell columns (a 64 and a 32 block), 7 output columns', x: [2, 96, 4, 7], cells: [4, 64, 96, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 } },
   { name: 'panels: 3×3 cells (288 columns)', x: [2, 32, 5, 5], cells: [4, 32, 32, 3, 3], geo: g2(1, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
   // Over 256 output positions the warehouse gradients run by chunks (the input gradient by panels).
+  // Warehouses over 16 MB assemble two samples at once; an odd batch leaves one alone.
+  { name: 'panels: 17 MB warehouse (samples in pairs), odd batch', x: [3, 256, 2, 3], cells: [65, 256, 256, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
   { name: 'panels: 289 output positions', x: [3, 32, 17, 17], cells: [3, 32, 32, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 } },
 ];
 
@@ -116,7 +118,7 @@ for (const c of cases) {
 
 // One and two samples per chunk: several chunks per thread (chunked: dE partials summed across
 // parts; input mix: batch chunks after the first accumulate dE).
-for (const c of [cases[0], cases[1], cases[3], cases[10], cases[12], cases[14], cases[16], cases[19]]) {
+for (const c of [cases[0], cases[1], cases[3], cases[10], cases[12], cases[14], cases[16], cases[20]]) {
   for (const strategy of strategiesOf(c))
     for (const samplesPerChunk of [1, 2]) {
       t.test(`${c.name} (${strategy}, ${samplesPerChunk} per chunk) matches the unchunked result`, (t) => {

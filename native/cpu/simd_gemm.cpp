@@ -131,10 +131,15 @@ inline __attribute__((always_inline)) void packed32_impl(int64_t K, const float*
 }
 
 // ---------------------------------------------------------------- per instruction set
-// Register budgets: AVX-512 has 32 vector registers (12 columns × 2 accumulators + 2 + 1),
-// AVX2 16 (2 columns × 4 + 4 + 1; 6 rows × 4 for small_k), SSE 16 four-wide registers.
+// Register budgets: AVX-512 has 32 vector registers (packed32: 12 columns × 2 accumulators + 2 + 1;
+// small_k: up to 12 rows × 2), AVX2 16 (packed32: 2 columns × 4 + 4 + 1; small_k: 3 rows × 4 + 4),
+// SSE 16 four-wide registers.
 
+// Up to 12 rows in one block (B's strip loaded once: α_b's 9 rows per sample); taller products
+// in blocks of 6, which measured faster there (fewer accumulators, more blocks reusing the strip
+// from L1).
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) void small_k_avx512(const SmallKGemm& p) {
+  if (p.M <= 12) return small_k_impl<v16, 12>(p);
   small_k_impl<v16, 6>(p);
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) void packed32_avx512(int64_t K, const float* P, const float* S,
