@@ -52,6 +52,7 @@ const cases: Case[] = [
   // Over 256 output positions the warehouse gradients run by chunks (the input gradient by panels).
   // Warehouses over 16 MB assemble two samples at once; an odd batch leaves one alone.
   { name: 'panels: 17 MB warehouse (samples in pairs), odd batch', x: [3, 256, 2, 3], cells: [65, 256, 256, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
+  { name: 'panels: 1×1 downsample, stride 2 (input larger than its columns)', x: [2, 32, 6, 5], cells: [3, 32, 32, 1, 1], geo: g2(1, 2, 1, [1, 1]), opts: { stride: 2 } },
   { name: 'panels: 289 output positions', x: [3, 32, 17, 17], cells: [3, 32, 32, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 } },
 ];
 

@@ -143,14 +143,54 @@ struct FusedPanels {
     });
   }
 
+  // x_b [C, S] → xt [S, C] (channels last), so that a slot's columns for a block of channels are
+  // runs of contiguous floats.
+  void channels_last(const float* xb_, float* xt) const {
+    const int64_t C = g.in_channels, S = g.in_spatial();
+    for (int64_t c0 = 0; c0 < C; c0 += 16)
+      for (int64_t p = 0; p < S; p++)
+        for (int64_t c = c0; c < std::min(C, c0 + 16); c++) xt[p * C + c] = xb_[c * S + p];
+  }
+
+  // colq[block][l][kk] = the input at slot block's tap for output position l, channel
+  // i·ci + q0 + kk (zero in the padding), from channels-last xt; cells of one tap (ck = 1).
+  void gather_columns(const float* xt, int64_t q0, int64_t kb, float* colq) const {
+    const int64_t C = g.in_channels;
+    for (int64_t s = 0; s < a.gs; s++) {
+      const int64_t kd = s / (g.kernel[1] * g.kernel[2]), kh = s / g.kernel[2] % g.kernel[1], kw = s % g.kernel[2];
+      for (int64_t i = 0; i < a.gic; i++) {
+        float* dst = colq + (s * a.gic + i) * L * kb;
+        for (int64_t od = 0; od < g.out[0]; od++) {
+          const int64_t id = od * g.stride[0] - g.pad_lo[0] + kd * g.dilation[0];
+          for (int64_t oh = 0; oh < g.out[1]; oh++) {
+            const int64_t ih = oh * g.stride[1] - g.pad_lo[1] + kh * g.dilation[1];
+            const bool row_ok = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
+            for (int64_t ow = 0; ow < g.out[2]; ow++, dst += kb) {
+              const int64_t iw = ow * g.stride[2] - g.pad_lo[2] + kw * g.dilation[2];
+              if (!row_ok || iw < 0 || iw >= g.in[2]) {
+                std::fill(dst, dst + kb, 0.f);
+                continue;
+              }
+              std::memcpy(dst, xt + ((id * g.in[1] + ih) * g.in[2] + iw) * C + i * a.ci + q0, size_t(kb) * sizeof(float));
+            }
+          }
+        }
+      }
+    }
+  }
+
   // dα and dE over tiles of the cell, [cb rows, kb columns], so that each tile's
   // dT[b, slot] = dY_b[rows] · col_b[slot]ᵀ for a chunk of samples stays in L2 and is consumed
   // there by both dα += dT·E_tileᵀ and dE_tile += αᵀ·dT, instead of a per-sample gradient
   // kernel (MBs) being written out and read back twice. dT and dE have inner dimensions L and
-  // nb·m (tens): small_k_gemm over position-major columns; dα (inner dimension cb·kb) uses BLAS.
+  // nb·m (tens): small_k_gemm over position-major columns, dE straight into the accumulator;
+  // dα (inner dimension cb·kb) uses BLAS.
   // Threads take chunks of samples; dE is summed per part, in part order.
   void backward_warehouse(const float* dy, const float* x, const float* alpha, const float* cells, float* dalpha,
                           float* dcells) const {
+    // One-tap cells (ck = 1, e.g. KW-ResNet's 3×3 layers split by tap) gather the columns from a
+    // channels-last copy of x; other cells from a position-major im2col.
+    const bool from_channels_last = a.ck == 1;
     const Taps pm(g, a, true);
     const int64_t colsz = Kp * L, threads = num_threads();
     const int64_t per_thread = (g.batch + threads - 1) / threads;
@@ -164,22 +204,27 @@ struct FusedPanels {
     std::vector<StoragePtr> partial(size_t(dcells ? parts - 1 : 0));
     for (auto& p : partial) p = scratch(n * cell);
     parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
-      StoragePtr colb = scratch(G * colsz), dTb = scratch(G * m * Cb * Kb);
-      StoragePtr etb = scratch(n * Cb * Kb), detb = scratch(n * Cb * Kb), colqb = scratch(G * R * L * Kb);
-      float *col = colb->as<float>(), *dT = dTb->as<float>(), *Et = etb->as<float>(), *dEt = detb->as<float>();
+      StoragePtr colb = scratch(G * std::max(colsz, xb)), dTb = scratch(G * m * Cb * Kb);
+      StoragePtr etb = scratch(n * Cb * Kb), colqb = scratch(G * R * L * Kb);
+      float *col = colb->as<float>(), *dT = dTb->as<float>(), *Et = etb->as<float>();
       float* colq = colqb->as<float>();
       for (int64_t part = lo; part < hi; part++) {
         const int64_t k0 = part * chunks / parts, k1 = (part + 1) * chunks / parts;
         float* acc = dcells ? (part == 0 ? dcells : partial[size_t(part - 1)]->as<float>()) : nullptr;
         for (int64_t k = k0; k < k1; k++) {
           const int64_t b0 = k * G, nb = std::min(G, g.batch - b0);
-          for (int64_t b = 0; b < nb; b++) pm.im2col(x + (b0 + b) * xb, col + b * colsz);
+          for (int64_t b = 0; b < nb; b++)
+            if (from_channels_last) channels_last(x + (b0 + b) * xb, col + b * xb);
+            else pm.im2col(x + (b0 + b) * xb, col + b * colsz);
           for (int64_t q0 = 0; q0 < cc; q0 += Kb) {
             // This column block of every sample's slots, contiguous: colq[b·R + block][l][kb].
             const int64_t kb = std::min(Kb, cc - q0);
-            for (int64_t bb = 0; bb < nb * R; bb++)
-              for (int64_t l = 0; l < L; l++)
-                std::memcpy(colq + (bb * L + l) * kb, col + bb * L * cc + l * cc + q0, size_t(kb) * sizeof(float));
+            if (from_channels_last)
+              for (int64_t b = 0; b < nb; b++) gather_columns(col + b * xb, q0, kb, colq + b * R * L * kb);
+            else
+              for (int64_t bb = 0; bb < nb * R; bb++)
+                for (int64_t l = 0; l < L; l++)
+                  std::memcpy(colq + (bb * L + l) * kb, col + bb * L * cc + l * cc + q0, size_t(kb) * sizeof(float));
             for (int64_t c0 = 0; c0 < co; c0 += Cb) {
               const int64_t cb = std::min(Cb, co - c0), X = cb * kb;
               for (int64_t j = 0; j < n; j++)
@@ -200,19 +245,15 @@ struct FusedPanels {
               if (dalpha)  // dα_chunk (+)= dT [nb·m, X] · E_tileᵀ [X, n]
                 gemm_kernels.gemm(false, true, nb * m, n, X, 1.f, dT, X, Et, X, q0 == 0 && c0 == 0 ? 0.f : 1.f,
                                   dalpha + b0 * m * n, n);
-              if (!acc) continue;
-              SmallKGemm p;  // dE_tile [n, X] = α_chunkᵀ [n, nb·m] · dT [nb·m, X]
-              p.M = n, p.N = X, p.K = nb * m;
-              p.A = alpha + b0 * m * n, p.a_row = 1, p.a_col = n;
-              p.B = dT, p.ldb = X;
-              p.C = dEt, p.ldc = X;
-              small_k_gemm(p);
-              for (int64_t j = 0; j < n; j++)
+              if (acc)
                 for (int64_t c = 0; c < cb; c++) {
-                  float* d = acc + j * cell + (c0 + c) * cc + q0;
-                  const float* v = dEt + j * X + c * kb;
-                  if (k == k0) std::memcpy(d, v, size_t(kb) * sizeof(float));
-                  else for (int64_t e = 0; e < kb; e++) d[e] += v[e];
+                  SmallKGemm p;  // dE[:, c0 + c, q0..] (+)= α_chunkᵀ [n, nb·m] · dT[:, c] [nb·m, kb]
+                  p.M = n, p.N = kb, p.K = nb * m;
+                  p.A = alpha + b0 * m * n, p.a_row = 1, p.a_col = n;
+                  p.B = dT + c * kb, p.ldb = X;
+                  p.beta = k == k0 ? 0.f : 1.f;
+                  p.C = acc + (c0 + c) * cc + q0, p.ldc = cell;
+                  small_k_gemm(p);
                 }
             }
           }
