@@ -79,8 +79,18 @@ function topoOrder(root: GradNode): GradNode[] {
   return order.reverse();
 }
 
+// Sums gradient contributions. When the running sum is a float32 CPU tensor nothing else holds
+// (one reference: not a share of another tensor's storage), g is added in place: for a
+// branching activation (a KW layer's input feeds both its attention and its convolution) that
+// saves a full-size allocation and one of three memory streams per contribution.
 function addInto(acc: Tensor | undefined | null, g: Tensor): Tensor {
   if (!acc) return g;
+  if (acc.dtype === 'float32' && g.dtype === 'float32' && acc.device === 'cpu' && g.device === 'cpu' &&
+    acc.numel === g.numel && native.storageInfo(acc.storage).refs === 1) {
+    native.addInplace(acc.storage, g.storage, 1);
+    g.dispose();
+    return acc;
+  }
   const sum = new Tensor(native.binary(0, acc.storage, [...acc.shape], g.storage, [...g.shape]), acc.shape, 'float32', false);
   acc.dispose();
   g.dispose();

@@ -60,6 +60,19 @@ t.test('autograd: accumulation, shared inputs, noGrad, errors', async (t) => {
   kw.sum(kw.mul(kw.relu(a), kw.exp(a))).backward();
   const want = [0.5, -1, 2].map((v) => (v > 0 ? Math.exp(v) * (1 + v) : 0));
   (a.grad!.toArray() as number[]).forEach((g, i) => t.ok(Math.abs(g - want[i]) < 1e-5, `diamond grad ${i}`));
+  // p feeds three ops: its gradient is summed from three buffers, in place into the first
+  // (held by nothing else); add(x, x) above returns one buffer twice, which must not be.
+  const b = kw.tensor([0.3, -0.7, 1.1]);
+  b.requiresGrad = true;
+  const p = kw.exp(b);
+  kw.sum(kw.add(kw.add(kw.mul(p, p), kw.relu(p)), kw.mul(p, kw.tensor([2, 2, 2])))).backward();
+  const wantB = [0.3, -0.7, 1.1].map((v) => Math.exp(v) * (2 * Math.exp(v) + 1 + 2));
+  (b.grad!.toArray() as number[]).forEach((g, i) => t.ok(Math.abs(g - wantB[i]) < 1e-4, `three-way grad ${i}: ${g} vs ${wantB[i]}`));
+  // A gradient shared elsewhere is not added into: the share keeps its values.
+  const kept = b.grad!.share();
+  kw.sum(kw.mul(b, kw.tensor([1, 1, 1]))).backward();
+  (b.grad!.toArray() as number[]).forEach((g, i) => t.ok(Math.abs(g - wantB[i] - 1) < 1e-4, `accumulated grad ${i}`));
+  (kept.toArray() as number[]).forEach((g, i) => t.ok(Math.abs(g - wantB[i]) < 1e-4, `the share still holds the first gradient ${i}`));
 });
 
 t.test('memory: dispose, tidy, graph buffers freed after backward', async (t) => {
