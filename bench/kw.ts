@@ -1,9 +1,12 @@
 // KernelWarehouse benchmark rows: one KW 3×3 layer (64→64, 32×32, batch 64) drawing on the
 // kw1x warehouse of a ResNet-18 stage (its four 3×3 convs share 36 cells of 64×64), forward
-// and forward+backward, beside a plain conv of the same shape; and the assembly GEMM alone,
+// and forward+backward, beside a plain conv of the same shape; the standalone assembly op
+// (kwAssemble, into upstream's kernel layout); and the assembly GEMMs as kwConv's panels
+// strategy runs them at KW-ResNet-18's warehouse shapes (native.kwPanelAssemblySeconds), all
 // against the machine's GEMM rate. benchKw() prints the rows; bench.ts calls it.
 // Run alone: npm run build:ts && node dist/bench/kw.js
 import * as kw from '../lib';
+import { native } from '../lib/native';
 import { median, printTable } from './harness';
 
 export interface BenchRow {
@@ -112,7 +115,22 @@ export function benchKw(print = true): BenchRow[] {
   add(`assembly fwd α[${B * m},${n}]·E[${n},${cell}] → [64,64,64,3,3]`, asmFwd, assembleFlop);
   add('assembly fwd+bwd (dα = dW·Eᵀ, dE = Σ αᵀ·dW)', asmFb, 3 * assembleFlop);
   add(`GEMM [${B * m},${n}]·[${n},${cell}] (kw.matmul, no relayout)`, flat, assembleFlop);
-  add('GEMM 1024³ (kw.matmul): the machine rate', sqMs, 2 * 1024 ** 3);
+  // The assembly GEMMs inside kwConv (panels): per sample (pairs over 16 MB) α_b [9, n] times
+  // the cells regrouped 32 output channels at a time, KW-ResNet-18 kw1x's stage warehouses
+  // (n cells of co×ci, 9 taps) at batch 16, threads over (sample, 32-channel block) as in the
+  // forward. Median of 5 runs, the GEMM 1024³ rate the faster of its two medians.
+  const panelShapes: [string, number, number][] = [
+    ['layer1: 56 cells 64×64', 56, 64], ['layer2: 47 cells 128×128', 47, 128],
+    ['layer3: 47 cells 256×256', 47, 256], ['layer4: 27 cells 512×512', 27, 512],
+  ];
+  const panelMs = panelShapes.map(([, n, c]) => {
+    native.kwPanelAssemblySeconds(n, c, c, 9, 1, 1, 16);
+    return median(Array.from({ length: 5 }, () => native.kwPanelAssemblySeconds(n, c, c, 9, 1, 1, 16))) * 1e3;
+  });
+  const [sq2] = timeAll([() => kw.noGrad(() => kw.matmul(sq, sq).dispose())], 9);
+  panelShapes.forEach(([what, n, c], i) =>
+    add(`assembly GEMM in kwConv (panels), ${what}, B16`, panelMs[i], 2 * 16 * 9 * n * c * c));
+  add('GEMM 1024³ (kw.matmul): the machine rate', Math.min(sqMs, sq2), 2 * 1024 ** 3);
   const machine = rows[rows.length - 1].gflops ?? 1;
   for (const r of rows)
     if (r.name.startsWith('assembly') || r.name.startsWith('GEMM ['))

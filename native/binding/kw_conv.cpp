@@ -162,9 +162,32 @@ Napi::Value Strategy(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(int(kw_conv_strategy(r.a, r.g, r.strategy))));
 }
 
+// kwPanelAssemblySeconds(cells, cellOut, cellIn, groupsSpatial, groupsOutChannel, groupsInChannel, samples)
+//   → seconds of the panels strategy's forward assembly GEMMs on random data (a benchmark hook:
+//   bench/kw.ts compares its rate with the GEMM rate). cellIn is ci·ck; both multiples of 32.
+Napi::Value PanelAssemblySeconds(const Napi::CallbackInfo& info) {
+  KwAssemblyDims a;
+  a.cells = arg_int(info, 0, "cells", 1, 4096);
+  a.co = arg_int(info, 1, "cellOut", 32, 4096);
+  a.ci = arg_int(info, 2, "cellIn", 32, 4096 * 9);
+  a.ck = 1;
+  a.gs = arg_int(info, 3, "groupsSpatial", 1, 27);
+  a.goc = arg_int(info, 4, "groupsOutChannel", 1, 64);
+  a.gic = arg_int(info, 5, "groupsInChannel", 1, 64);
+  const int64_t samples = arg_int(info, 6, "samples", 1, 4096);
+  KW_CHECK(a.co % 32 == 0 && a.ci % 32 == 0, "kwPanelAssemblySeconds: cellOut and cellIn must be multiples of 32, got ",
+           a.co, " and ", a.ci);
+  KW_CHECK(a.cells * a.cell_size() <= (int64_t(1) << 27), "kwPanelAssemblySeconds: the warehouse is over 512 MB");
+  a.mixtures = a.gs * a.goc * a.gic;
+  const KwKernels* k = backend_for(Device::CPU).kw;
+  KW_CHECK(k && k->panel_assembly_seconds, "kwPanelAssemblySeconds: not available in this build");
+  return Napi::Number::New(info.Env(), k->panel_assembly_seconds(a, samples));
+}
+
 }  // namespace
 
 void RegisterKwConv(Napi::Env env, Napi::Object exports) {
+  export_fn<PanelAssemblySeconds>(env, exports, "kwPanelAssemblySeconds");
   export_fn<Forward>(env, exports, "kwConvForward");
   export_fn<Backward>(env, exports, "kwConvBackward");
   export_fn<Strategy>(env, exports, "kwConvStrategy");

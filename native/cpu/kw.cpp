@@ -6,6 +6,7 @@
 namespace kw::cpu {
 
 const KwKernels kw_kernels = {kwk::attention_forward, kwk::attention_backward, kwk::assemble_forward,
-                              kwk::assemble_backward, kwk::conv_forward, kwk::conv_backward};
+                              kwk::assemble_backward, kwk::conv_forward, kwk::conv_backward,
+                              kwk::panel_assembly_seconds};
 
 }  // namespace kw::cpu

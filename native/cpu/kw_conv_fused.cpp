@@ -14,6 +14,7 @@
 //   dcol_b[r·cc + kb·32 .., :] += Qᵀ · dY_b[og·co .., :]
 // then col2im. The warehouse gradients (dα, dE) stay in cpu/kw_conv.cpp.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -78,6 +79,22 @@ struct FusedPanels {
     p.B = block, p.ldb = 32, p.run_stride = n * 32;
     p.C = C, p.ldc = runs * 32;
     small_k_gemm(p);
+  }
+
+  // The forward's assembly GEMMs alone (every (pair, og, ob) panel, threads as in forward), timed.
+  double time_assembly(const float* alpha, const float* Ep) const {
+    const int64_t kPair = pair(), per_pair = a.goc * OB, pairs = (g.batch + kPair - 1) / kPair;
+    const auto t0 = std::chrono::steady_clock::now();
+    parallel_for(pairs * per_pair, 1, [&](int64_t lo, int64_t hi) {
+      StoragePtr P = scratch(kPair * Kp * 32), ab = scratch(kPair * R * n);
+      for (int64_t it = lo; it < hi; it++) {
+        const int64_t pr = it / per_pair, og = (it / OB) % a.goc, ob = it % OB;
+        const int64_t b0 = pr * kPair, nb = std::min(kPair, g.batch - b0);
+        alpha_rows(alpha, b0, nb, og, ab->as<float>());
+        assemble(ab->as<float>(), nb * R, Ep + ob * cc * n * 32, cc, P->as<float>());
+      }
+    });
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
   // With a warehouse over 16 MB (half the L3) samples are taken in pairs: one small_k_gemm
@@ -275,6 +292,22 @@ struct FusedPanels {
 bool fused_panels_apply(const KwAssemblyDims& a, const ConvGeometry& g) {
   return g.groups == 1 && a.co % 32 == 0 && (a.ci * a.ck) % 32 == 0 &&
          a.gs * a.gic * a.ci * a.ck * g.out_spatial() <= (int64_t(1) << 20);
+}
+
+double panel_assembly_seconds(const KwAssemblyDims& a, int64_t samples) {
+  ConvGeometry g;  // the assembly does not depend on the convolution's geometry
+  g.batch = samples;
+  KwAssemblyDims d = a;
+  d.batch = samples;
+  const FusedPanels f(d, g);
+  StoragePtr alpha = scratch(samples * d.mixtures * d.cells), cells = scratch(d.cells * d.cell_size());
+  uint32_t state = 12345;  // values do not matter, only that they are ordinary floats
+  for (float* p : {alpha->as<float>(), cells->as<float>()}) {
+    const int64_t len = p == alpha->as<float>() ? samples * d.mixtures * d.cells : d.cells * d.cell_size();
+    for (int64_t i = 0; i < len; i++) p[i] = float((state = state * 1664525u + 1013904223u) >> 8) * 0x1p-24f - 0.5f;
+  }
+  StoragePtr ep = f.regroup(cells->as<float>(), true);
+  return f.time_assembly(alpha->as<float>(), ep->as<float>());
 }
 
 void fused_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,

@@ -26,6 +26,7 @@ void fused_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* 
                    const float* cells, const float* bias, float* y);
 void fused_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
                           const float* cells, float* dx);
+double panel_assembly_seconds(const KwAssemblyDims& a, int64_t samples);
 void fused_backward_warehouse(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* x,
                               const float* alpha, const float* cells, float* dalpha, float* dcells);
 

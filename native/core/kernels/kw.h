@@ -124,6 +124,9 @@ struct KwKernels {
   void (*conv_backward)(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy s, int64_t samples_per_chunk,
                         const float* dy, const float* x, const float* alpha, const float* cells, float* dx,
                         float* dalpha, float* dcells, float* dbias);
+  // Seconds the panels strategy's forward assembly GEMMs take for `samples` samples of random
+  // α and cells, run as conv_forward runs them (bench/kw.ts); null where there is none.
+  double (*panel_assembly_seconds)(const KwAssemblyDims& a, int64_t samples);
 };
 
 }  // namespace kw
