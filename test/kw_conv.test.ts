@@ -190,5 +190,10 @@ t.test('bad arguments throw errors naming the argument', (t) => {
   t.throws(() => native.kwConvBackward(a.storage, x.storage, a.storage, e.storage, [3, 4, 5, 5], dims, [3, 3], [1, 1],
     [1, 1], [1, 1], 1, 0, 0, true, true, true, false), /dy/);
   t.throws(() => kwConv(x, a, e, null, c.geo, { ...c.opts, samplesPerChunk: 0 }), /samplesPerChunk/);
+  // The benchmark hook checks its sizes too.
+  t.ok(native.kwPanelAssemblySeconds(3, 32, 64, 9, 1, 1, 2) > 0, 'the panel assembly benchmark runs');
+  t.throws(() => native.kwPanelAssemblySeconds(3, 48, 64, 9, 1, 1, 2), /multiples of 32/);
+  t.throws(() => native.kwPanelAssemblySeconds(3, 32, 64, 9, 1, 1, 0), /samples/);
+  t.throws(() => native.kwPanelAssemblySeconds(4096, 4096, 4096, 9, 1, 1, 1), /cellOut|512 MB/);
   t.end();
 });
