@@ -138,10 +138,11 @@ export interface Binding {
   // batchNormForward updates runningMean and runningVar IN PLACE when training (unbiased variance).
   batchNormForward(x: Storage, n: number, c: number, s: number, weight: Storage | null, bias: Storage | null,
                    runningMean: Storage | null, runningVar: Storage | null, training: boolean, momentum: number,
-                   eps: number): [Storage, Storage, Storage];
+                   eps: number, relu?: boolean): [Storage, Storage, Storage];
+  /** relu: the backward of batchNormForward(..., relu = true); it needs the bias. */
   batchNormBackward(dy: Storage, x: Storage, n: number, c: number, s: number, weight: Storage | null,
                     saveMean: Storage, saveInvstd: Storage, training: boolean, needX: boolean, needWeight: boolean,
-                    needBias: boolean): [Storage | null, Storage | null, Storage | null];
+                    needBias: boolean, bias?: Storage | null, relu?: boolean): [Storage | null, Storage | null, Storage | null];
   layerNormForward(x: Storage, outer: number, c: number, inner: number, weight: Storage | null, bias: Storage | null,
                    eps: number): [Storage, Storage, Storage];
   layerNormBackward(dy: Storage, x: Storage, outer: number, c: number, inner: number, weight: Storage | null,

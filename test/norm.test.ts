@@ -106,6 +106,40 @@ t.test('batchNorm gradients by finite differences (train and eval, 1d and 2d)', 
   }
 });
 
+t.test('batchNorm with relu: equal to relu(batchNorm) forward and in every gradient, and by finite differences', async (t) => {
+  // Compared with the composition: same statistics, same affine map, relu's mask at the same
+  // values; the fused backward recomputes the mask from x, weight and bias.
+  for (const [shape, training, affine] of [[[4, 3, 5, 6], true, true], [[4, 3, 5, 6], false, true],
+    [[6, 5], true, false], [[2, 4, 3, 3, 2], true, true]] as [number[], boolean, boolean][]) {
+    const c = shape[1];
+    const run = (fused: boolean, need: { x: boolean; wb: boolean }) => {
+      const x = randomTensor(shape, 21, 2);
+      const w = affine ? kw.addScalar(randomTensor([c], 22), 0.5) : null, b = affine ? randomTensor([c], 23) : null;
+      const rm = randomTensor([c], 24), rv = kw.addScalar(kw.abs(randomTensor([c], 25)), 0.5);
+      x.requiresGrad = need.x;
+      if (w && b) w.requiresGrad = b.requiresGrad = need.wb;
+      const opts = { training, momentum: 0.2 };
+      const y = fused ? kw.batchNorm(x, rm, rv, w, b, { ...opts, relu: true }) : kw.relu(kw.batchNorm(x, rm, rv, w, b, opts));
+      const dy = kw.tensor(randomData(shape, 26), shape);
+      if (need.x || (affine && need.wb)) kw.backward(kw.sum(kw.mul(y, dy)));
+      return [y, x.grad, w?.grad, b?.grad, rm, rv].map((v) => (v ? Array.from(v.data() as Float32Array) : null));
+    };
+    for (const need of [{ x: true, wb: true }, { x: false, wb: true }, { x: true, wb: false }]) {
+      if (!affine && !need.x) continue;
+      const got = run(true, need), want = run(false, need);
+      const what = `${JSON.stringify(shape)} ${training ? 'train' : 'eval'}${affine ? '' : ', no affine'}, grads ${need.x ? 'x' : ''}${need.wb ? ' w b' : ''}`;
+      ['y', 'dx', 'dweight', 'dbias', 'runningMean', 'runningVar'].forEach((name, i) => {
+        t.equal(got[i] === null, want[i] === null, `${what}: ${name} present alike`);
+        if (got[i] && want[i]) t.ok(maxAbsDiff(got[i]!, want[i]!) < 1e-5, `${what}: ${name} ${maxAbsDiff(got[i]!, want[i]!)}`);
+      });
+    }
+  }
+  const x = randomTensor([3, 2, 3, 2], 31, 2), w = kw.addScalar(randomTensor([2], 32), 1.5), b = randomTensor([2], 33);
+  const r = gradcheck((xx, ww, bb) => kw.batchNorm(xx, null, null, ww, bb, { training: true, relu: true }), [x, w, b], { eps: 1e-3 });
+  t.ok(r.ok, `finite differences: ${r.worst}`);
+  t.throws(() => kw.batchNorm(x, null, null, w, b, { training: true, relu: 1 as never }), /relu/);
+});
+
 /** Naive layer norm over the C axis of [outer, C, inner]. */
 function lnRef(x: ArrayLike<number>, outer: number, c: number, inner: number, eps: number,
                w?: ArrayLike<number>, b?: ArrayLike<number>): number[] {

@@ -43,6 +43,9 @@ export function plainConv(g?: Generator): ConvFactory {
 
 const name = (stage: number, layer: number, conv: number): string => `stage${stage}_layer${layer}_conv${conv}`;
 
+/** bn followed by relu as one layer: the fused kernel (one pass over the activation, not three). */
+const bnRelu = (bn: BatchNorm2d): Layer => ({ forward: (v: Tensor) => bn.forwardRelu(v) });
+
 abstract class ResidualBlock extends Module implements Layer {
   relu!: ReLU;
   downsample!: Module & Layer | null;
@@ -81,7 +84,7 @@ export class BasicBlock extends ResidualBlock {
     this.drop_path = this.registerModule('drop_path', dropPath > 0 ? new DropPath(dropPath) : new Identity());
   }
   protected branch(x: Tensor): Tensor {
-    return chain(x, this.conv1, this.bn1, this.relu, this.conv2, this.bn2);
+    return chain(x, this.conv1, bnRelu(this.bn1), this.conv2, this.bn2);
   }
 }
 
@@ -113,7 +116,7 @@ export class Bottleneck extends ResidualBlock {
     this.drop_path = this.registerModule('drop_path', dropPath > 0 ? new DropPath(dropPath) : new Identity());
   }
   protected branch(x: Tensor): Tensor {
-    return chain(x, this.conv1, this.bn1, this.relu, this.conv2, this.bn2, this.relu, this.conv3, this.bn3);
+    return chain(x, this.conv1, bnRelu(this.bn1), this.conv2, bnRelu(this.bn2), this.conv3, this.bn3);
   }
 }
 
@@ -181,7 +184,7 @@ export function makeStem(owner: Module, inChans: number, smallInput: boolean, g?
 /** The shared forward of ResNet and KW-ResNet: stem, four stages, pool, (dropout), fc. */
 export function resnetForward(m: Module, x: Tensor, dropout: Layer | null): Tensor {
   const get = (k: string) => m.getModule(k) as Module & Layer;
-  const feat = chain(x, get('conv1'), get('bn1'), get('relu'), get('maxpool'),
+  const feat = chain(x, get('conv1'), bnRelu(get('bn1') as unknown as BatchNorm2d), get('maxpool'),
     get('layer1'), get('layer2'), get('layer3'), get('layer4'), get('avgpool'));
   const flat = consume(feat, (f) => flatten(f, 1));
   const dropped = dropout ? consume(flat, (f) => dropout.forward(f)) : flat;

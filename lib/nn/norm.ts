@@ -76,6 +76,19 @@ export class BatchNormNd extends Module implements Layer {
   }
 
   forward(x: Tensor): Tensor {
+    return this.normalize(x, false);
+  }
+
+  /**
+   * relu(this.forward(x)) in one pass over memory (the CPU kernel fuses them; elsewhere they
+   * are composed). ResNet's bn → relu pairs call this.
+   * @example const y = bn.forwardRelu(x);
+   */
+  forwardRelu(x: Tensor): Tensor {
+    return this.normalize(x, true);
+  }
+
+  private normalize(x: Tensor, relu: boolean): Tensor {
     if (!(x instanceof Tensor) || !this.ranks.includes(x.ndim) || x.shape[1] !== this.numFeatures)
       throw new ArgumentError(`${this.fn}.forward`, 'x',
         `a tensor of rank ${this.ranks.join(' or ')} with ${this.numFeatures} channels in dim 1`, x);
@@ -91,7 +104,7 @@ export class BatchNormNd extends Module implements Layer {
       next.dispose();
       if (this.momentum === null) momentum = 1 / Number(count);
     }
-    return batchNorm(x, rm, rv, this.weight, this.bias, { training: useBatchStats, momentum, eps: this.eps });
+    return batchNorm(x, rm, rv, this.weight, this.bias, { training: useBatchStats, momentum, eps: this.eps, relu });
   }
 }
 

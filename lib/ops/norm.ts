@@ -6,6 +6,7 @@ import { record } from '../autograd';
 import { ArgumentError } from '../errors';
 import { native } from '../native';
 import { numelOf, Tensor } from '../tensor';
+import { relu as reluOp } from './elementwise';
 import { checkTensor, wrap } from './util';
 
 export interface BatchNormOptions {
@@ -15,6 +16,11 @@ export interface BatchNormOptions {
   momentum?: number;
   /** Added to the variance (default 1e-5). */
   eps?: number;
+  /**
+   * Apply relu to the result: relu(batchNorm(x)) in one pass over memory on the CPU (ResNet's
+   * bn → relu pairs), composed from the two ops elsewhere. Default false.
+   */
+  relu?: boolean;
 }
 
 export interface LayerNormOptions {
@@ -73,14 +79,26 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   if (training && n * s <= 1)
     throw new ArgumentError(fn, 'x', 'more than 1 value per channel when training', x);
 
+  const relu = opts.relu ?? false;
+  if (typeof relu !== 'boolean') throw new ArgumentError(fn, 'relu', 'a boolean', relu);
+  if (relu && x.device !== 'cpu') {
+    const normed = batchNorm(x, runningMean, runningVar, weight, bias, { ...opts, relu: false });
+    const r = reluOp(normed);
+    normed.dispose();
+    return r;
+  }
+
   const [y, mean, invstd] = native.batchNormForward(x.storage, n, c, s, weight?.storage ?? null, bias?.storage ?? null,
-    runningMean?.storage ?? null, runningVar?.storage ?? null, training, momentum, eps);
+    runningMean?.storage ?? null, runningVar?.storage ?? null, training, momentum, eps, relu);
   const out = wrap(y, x.shape);
   const sm = untracked(mean, [c]), si = untracked(invstd, [c]);
-  const saved = weight ? [x, sm, si, weight] : [x, sm, si];
-  const result = record(fn, [x, weight, bias], out, saved, (dy, [sx, m, is, sw]) => {
+  // The fused backward recomputes relu's mask from x, so it keeps the bias too.
+  const keepBias = relu && !!bias;
+  const saved = [x, sm, si, ...(weight ? [weight] : []), ...(keepBias ? [bias!] : [])];
+  const result = record(fn, [x, weight, bias], out, saved, (dy, [sx, m, is, ...rest]) => {
+    const sw = weight ? rest[0] : null, sb = keepBias ? rest[weight ? 1 : 0] : null;
     const [dx, dw, db] = native.batchNormBackward(dy.storage, sx.storage, n, c, s, sw?.storage ?? null, m.storage,
-      is.storage, training, x.requiresGrad, !!weight?.requiresGrad, !!bias?.requiresGrad);
+      is.storage, training, x.requiresGrad, !!weight?.requiresGrad, !!bias?.requiresGrad, sb?.storage ?? null, relu);
     return [dx && wrap(dx, x.shape), dw && wrap(dw, [c]), db && wrap(db, [c])];
   });
   sm.dispose();

@@ -37,7 +37,8 @@ Napi::Array triple(Napi::Env env, const StoragePtr& a, const StoragePtr& b, cons
   return out;
 }
 
-// batchNormForward(x, n, c, s, weight, bias, runningMean, runningVar, training, momentum, eps)
+// batchNormForward(x, n, c, s, weight, bias, runningMean, runningVar, training, momentum, eps[, relu])
+//   relu = true: relu(batch norm) in one pass, where the backend has it (batchNormHasRelu).
 Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
   auto x = arg_storage(info, 0, "x");
   Dims d = arg_dims(info, 1, "n", "s");
@@ -56,15 +57,20 @@ Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
            ", ", d.c, ", ", d.b, "] viewed as [N, C, S]");
   KW_CHECK(!rmean || (rmean != x && rvar != x && rmean != rvar),
            "'runningMean' and 'runningVar' must be separate storages from each other and from 'x'");
+  const bool relu = info.Length() > 11 && arg_bool(info, 11, "relu");
+  const NormKernels& k = *backend_of(x).norm;
+  KW_CHECK(!relu || k.batch_norm_relu_forward, "batchNormForward: no fused relu on this device");
   auto y = new_storage(DType::F32, x->numel);
   auto mean = new_storage(DType::F32, d.c), invstd = new_storage(DType::F32, d.c);
-  backend_of(x).norm->batch_norm_forward(x->as<float>(), d.a, d.c, d.b, ptr(weight), ptr(bias), ptr(rmean), ptr(rvar),
-                                         training, float(momentum), float(eps), y->as<float>(), mean->as<float>(),
-                                         invstd->as<float>());
+  (relu ? k.batch_norm_relu_forward : k.batch_norm_forward)(x->as<float>(), d.a, d.c, d.b, ptr(weight), ptr(bias),
+                                                            ptr(rmean), ptr(rvar), training, float(momentum),
+                                                            float(eps), y->as<float>(), mean->as<float>(),
+                                                            invstd->as<float>());
   return triple(info.Env(), y, mean, invstd);
 }
 
-// batchNormBackward(dy, x, n, c, s, weight, saveMean, saveInvstd, training, needX, needWeight, needBias)
+// batchNormBackward(dy, x, n, c, s, weight, saveMean, saveInvstd, training, needX, needWeight, needBias[, bias,
+//                   relu]): relu = true is the backward of the fused relu(batch norm), which needs the bias.
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   auto dy = arg_storage(info, 0, "dy");
   auto x = arg_storage(info, 1, "x");
@@ -81,8 +87,17 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   StoragePtr dx = nx ? new_storage(DType::F32, x->numel) : nullptr;
   StoragePtr dw = nw ? new_storage(DType::F32, d.c) : nullptr;
   StoragePtr db = nb ? new_storage(DType::F32, d.c) : nullptr;
-  backend_of(x).norm->batch_norm_backward(dy->as<float>(), x->as<float>(), d.a, d.c, d.b, ptr(weight),
-                                          mean->as<float>(), invstd->as<float>(), training, ptr(dx), ptr(dw), ptr(db));
+  const bool relu = info.Length() > 13 && arg_bool(info, 13, "relu");
+  auto bias = relu ? arg_channel_vector(info, 12, "bias", d.c) : nullptr;
+  const NormKernels& k = *backend_of(x).norm;
+  if (relu) {
+    KW_CHECK(k.batch_norm_relu_backward, "batchNormBackward: no fused relu on this device");
+    k.batch_norm_relu_backward(dy->as<float>(), x->as<float>(), d.a, d.c, d.b, ptr(weight), ptr(bias),
+                               mean->as<float>(), invstd->as<float>(), training, ptr(dx), ptr(dw), ptr(db));
+  } else {
+    k.batch_norm_backward(dy->as<float>(), x->as<float>(), d.a, d.c, d.b, ptr(weight), mean->as<float>(),
+                          invstd->as<float>(), training, ptr(dx), ptr(dw), ptr(db));
+  }
   return triple(info.Env(), dx, dw, db);
 }
 

@@ -65,9 +65,10 @@ inline void lane_dot(const float* g, const float* p, int64_t n, double m, double
 
 // ---- batch norm: one task owns a block of channels and walks x once per pass in memory order ----
 
-void batch_norm_forward(const float* x, int64_t n, int64_t c, int64_t s, const float* weight, const float* bias,
-                        float* running_mean, float* running_var, bool training, float momentum, float eps,
-                        float* y, float* save_mean, float* save_invstd) {
+// relu: y = relu(batch_norm(x)) in the same pass (ResNet's bn → relu pairs), as UnaryOp::Relu.
+void batch_norm_forward_impl(const float* x, int64_t n, int64_t c, int64_t s, const float* weight, const float* bias,
+                             float* running_mean, float* running_var, bool training, float momentum, float eps,
+                             bool relu, float* y, float* save_mean, float* save_invstd) {
   const int64_t count = n * s;
   parallel_for(c, grain_for(count), [&](int64_t c0, int64_t c1) {
     const int64_t w = c1 - c0;
@@ -113,24 +114,44 @@ void batch_norm_forward(const float* x, int64_t n, int64_t c, int64_t s, const f
         const float* p = x + (i * c + ch) * s;
         float* q = y + (i * c + ch) * s;
         const float a = scale[size_t(ch - c0)], b = shift[size_t(ch - c0)];
-        for (int64_t j = 0; j < s; j++) q[j] = p[j] * a + b;
+        if (relu)
+          for (int64_t j = 0; j < s; j++) {
+            const float v = p[j] * a + b;
+            q[j] = v > 0.f ? v : 0.f;
+          }
+        else
+          for (int64_t j = 0; j < s; j++) q[j] = p[j] * a + b;
       }
   });
 }
 
-void batch_norm_backward(const float* dy, const float* x, int64_t n, int64_t c, int64_t s, const float* weight,
-                         const float* save_mean, const float* save_invstd, bool training, float* dx,
-                         float* dweight, float* dbias) {
+// relu: the backward of relu(batch_norm(x)): dy is first masked where the normalised value
+// (recomputed from x exactly as the forward computed it) was not positive; the masked dy goes
+// to dx's buffer (or a row of scratch) and is used in its place.
+void batch_norm_backward_impl(const float* dy, const float* x, int64_t n, int64_t c, int64_t s, const float* weight,
+                              const float* bias, const float* save_mean, const float* save_invstd, bool training,
+                              bool relu, float* dx, float* dweight, float* dbias) {
   const int64_t count = n * s;
   parallel_for(c, grain_for(2 * count), [&](int64_t c0, int64_t c1) {
     const int64_t w = c1 - c0;
     std::vector<double> sum_dy(size_t(w), 0.0), sum_dy_xhat(size_t(w), 0.0);
+    std::vector<float> row(relu && !dx ? size_t(s) : 0);
     // Σ dy·x̂ = invstd·Σ dy·(x - mean): accumulate the centred product, scale once.
     for (int64_t i = 0; i < n; i++)
       for (int64_t ch = c0; ch < c1; ch++) {
         const size_t k = size_t(ch - c0);
+        const float* g = dy + (i * c + ch) * s;
+        if (relu) {
+          // The forward's scale and shift, in the same float arithmetic.
+          const double invstd = save_invstd[ch], gw = weight ? weight[ch] : 1.0;
+          const float a = float(invstd * gw), b = float((bias ? bias[ch] : 0.0) - double(save_mean[ch]) * invstd * gw);
+          const float* p = x + (i * c + ch) * s;
+          float* masked = dx ? dx + (i * c + ch) * s : row.data();
+          for (int64_t j = 0; j < s; j++) masked[j] = p[j] * a + b > 0.f ? g[j] : 0.f;
+          g = masked;
+        }
         double a, b;
-        lane_dot(dy + (i * c + ch) * s, x + (i * c + ch) * s, s, save_mean[ch], a, b);
+        lane_dot(g, x + (i * c + ch) * s, s, save_mean[ch], a, b);
         sum_dy[k] += a;
         sum_dy_xhat[k] += b;
       }
@@ -145,8 +166,8 @@ void batch_norm_backward(const float* dy, const float* x, int64_t n, int64_t c, 
       for (int64_t ch = c0; ch < c1; ch++) {
         const size_t k = size_t(ch - c0);
         const float* p = x + (i * c + ch) * s;
-        const float* g = dy + (i * c + ch) * s;
         float* q = dx + (i * c + ch) * s;
+        const float* g = relu ? q : dy + (i * c + ch) * s;  // relu: q holds the masked dy
         const double invstd = save_invstd[ch];
         const double gs = (weight ? weight[ch] : 1.0) * invstd;
         if (!training) {
@@ -335,8 +356,36 @@ void layer_norm_backward(const float* dy, const float* x, int64_t outer, int64_t
   }
 }
 
+void batch_norm_forward(const float* x, int64_t n, int64_t c, int64_t s, const float* weight, const float* bias,
+                        float* running_mean, float* running_var, bool training, float momentum, float eps,
+                        float* y, float* save_mean, float* save_invstd) {
+  batch_norm_forward_impl(x, n, c, s, weight, bias, running_mean, running_var, training, momentum, eps, false, y,
+                          save_mean, save_invstd);
+}
+
+void batch_norm_relu_forward(const float* x, int64_t n, int64_t c, int64_t s, const float* weight, const float* bias,
+                             float* running_mean, float* running_var, bool training, float momentum, float eps,
+                             float* y, float* save_mean, float* save_invstd) {
+  batch_norm_forward_impl(x, n, c, s, weight, bias, running_mean, running_var, training, momentum, eps, true, y,
+                          save_mean, save_invstd);
+}
+
+void batch_norm_backward(const float* dy, const float* x, int64_t n, int64_t c, int64_t s, const float* weight,
+                         const float* save_mean, const float* save_invstd, bool training, float* dx,
+                         float* dweight, float* dbias) {
+  batch_norm_backward_impl(dy, x, n, c, s, weight, nullptr, save_mean, save_invstd, training, false, dx, dweight,
+                           dbias);
+}
+
+void batch_norm_relu_backward(const float* dy, const float* x, int64_t n, int64_t c, int64_t s, const float* weight,
+                              const float* bias, const float* save_mean, const float* save_invstd, bool training,
+                              float* dx, float* dweight, float* dbias) {
+  batch_norm_backward_impl(dy, x, n, c, s, weight, bias, save_mean, save_invstd, training, true, dx, dweight, dbias);
+}
+
 }  // namespace
 
-const NormKernels norm_kernels = {batch_norm_forward, batch_norm_backward, layer_norm_forward, layer_norm_backward};
+const NormKernels norm_kernels = {batch_norm_forward, batch_norm_backward, layer_norm_forward, layer_norm_backward,
+                                  batch_norm_relu_forward, batch_norm_relu_backward};
 
 }  // namespace kw::cpu

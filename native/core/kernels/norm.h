@@ -29,6 +29,14 @@ struct NormKernels {
   void (*layer_norm_backward)(const float* dy, const float* x, int64_t outer, int64_t c, int64_t inner,
                               const float* weight, const float* save_mean, const float* save_invstd,
                               float* dx, float* dweight, float* dbias);
+  // relu(batch_norm(x)) in one pass and its backward (which recomputes the mask from x, weight
+  // and bias); null where a backend has no fused form (the TS layer composes batch norm + relu).
+  void (*batch_norm_relu_forward)(const float* x, int64_t n, int64_t c, int64_t s, const float* weight,
+                                  const float* bias, float* running_mean, float* running_var, bool training,
+                                  float momentum, float eps, float* y, float* save_mean, float* save_invstd);
+  void (*batch_norm_relu_backward)(const float* dy, const float* x, int64_t n, int64_t c, int64_t s,
+                                   const float* weight, const float* bias, const float* save_mean,
+                                   const float* save_invstd, bool training, float* dx, float* dweight, float* dbias);
 };
 
 }  // namespace kw
