@@ -6,7 +6,10 @@ KernelWarehouse written out the way the official ICML 2024 code does it
 avgpool -> fc1 -> BatchNorm1d -> ReLU -> fc2 -> row-normalise -> temperature mix;
 the kernels are assembled with one torch.mm of the attentions and the warehouse
 cells, permuted into per-sample kernels, and applied as one grouped conv2d with
-groups = batch x groups. Plain ResNet-18 is torchvision's.
+groups = batch x groups. Models: KW-ResNet-18 (models/kw_resnet.py) and KW-MobileNetV2 x0.5/x1.0
+(models/kw_mobilenetv2.py, depthwise convolutions from warehouses too); plain ResNet-18 and
+MobileNetV2 are torchvision's. --selfcheck proves the architectures: parameter and warehouse counts
+of every config of those models against the golden counts, and golden forwards of the official code.
 
   python3 bench/peer/torch_kw.py --selfcheck GOLDEN_DIR     # param counts + a golden forward
   python3 bench/peer/torch_kw.py --model kw_resnet18 --kw-config '{"cell_num_ratio": 1}' \
@@ -29,8 +32,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KW_MODELS = ('kw_resnet18',)
-PLAIN_MODELS = ('resnet18',)
+KW_MODELS = ('kw_resnet18', 'kw_mobilenetv2_050', 'kw_mobilenetv2_100')
+PLAIN_MODELS = ('resnet18', 'mobilenetv2_050', 'mobilenetv2_100')
+MOBILENET_WIDTH = {'050': 0.5, '100': 1.0}
 
 
 # ---- KernelWarehouse as upstream writes it ---------------------------------------------------
@@ -83,9 +87,9 @@ class Attention(nn.Module):
 class KWConv2d(nn.Module):
     permute = (0, 2, 4, 3, 5, 1, 6, 7)
 
-    def __init__(self, in_planes, out_planes, kernel_size, stride, padding, warehouse_id, manager):
+    def __init__(self, in_planes, out_planes, kernel_size, stride, padding, groups, warehouse_id, manager):
         super().__init__()
-        self.in_planes, self.out_planes = in_planes, out_planes
+        self.in_planes, self.out_planes, self.groups = in_planes, out_planes, groups
         self.kernel_size, self.stride, self.padding = [kernel_size] * 2, stride, padding
         self.warehouse_id = warehouse_id
         self.warehouse_manager = [manager]  # a list: not registered as a child module
@@ -93,7 +97,8 @@ class KWConv2d(nn.Module):
     def init_attention(self, cell, start_cell_idx, reduction, cell_num_ratio):
         self.cell_shape = cell.shape  # [n, cell_out, cell_in, 1, 1]
         self.groups_out_channel = self.out_planes // self.cell_shape[1]
-        self.groups_in_channel = self.in_planes // self.cell_shape[2]
+        # a depthwise layer (groups = channels) has cells of one input channel: in // (cell_in * groups) = 1
+        self.groups_in_channel = self.in_planes // (self.cell_shape[2] * self.groups)
         self.groups_spatial = 1
         for d in range(2):
             self.groups_spatial = self.groups_spatial * self.kernel_size[d] // self.cell_shape[3 + d]
@@ -110,9 +115,10 @@ class KWConv2d(nn.Module):
         aggregate_weight = aggregate_weight.reshape([batch_size, self.groups_spatial, self.groups_out_channel,
                                                      self.groups_in_channel, *self.cell_shape[1:]])
         aggregate_weight = aggregate_weight.permute(*self.permute)
-        aggregate_weight = aggregate_weight.reshape(-1, self.in_planes, *self.kernel_size)
+        aggregate_weight = aggregate_weight.reshape(-1, self.in_planes // self.groups, *self.kernel_size)
+        # per-sample kernels [B*out, in/groups, k, k]: sample b's groups are groups b*G .. b*G+G-1
         output = F.conv2d(x, weight=aggregate_weight, bias=None, stride=self.stride, padding=self.padding,
-                          groups=batch_size)
+                          groups=self.groups * batch_size)
         return output.view(batch_size, self.out_planes, *output.shape[2:])
 
 
@@ -135,12 +141,14 @@ class WarehouseManager(nn.Module):
             fused.append(match)
         return '_'.join(fused)
 
-    def reserve(self, in_planes, out_planes, kernel_size, stride, padding, warehouse_name, enabled):
+    def reserve(self, in_planes, out_planes, kernel_size, stride, padding, warehouse_name, enabled, groups=1):
         if not enabled:
-            return nn.Conv2d(in_planes, out_planes, kernel_size, stride=stride, padding=padding, bias=False)
+            return nn.Conv2d(in_planes, out_planes, kernel_size, stride=stride, padding=padding, groups=groups,
+                             bias=False)
         name = self.fuse_warehouse_name(warehouse_name)
-        self.warehouse_list.setdefault(name, []).append([out_planes, in_planes, kernel_size, kernel_size])
-        return KWConv2d(in_planes, out_planes, kernel_size, stride, padding,
+        # the layer's weight shape [out, in/groups, k, k]: the gcds and cell counts are taken over it
+        self.warehouse_list.setdefault(name, []).append([out_planes, in_planes // groups, kernel_size, kernel_size])
+        return KWConv2d(in_planes, out_planes, kernel_size, stride, padding, groups,
                         list(self.warehouse_list.keys()).index(name), self)
 
     def store(self):
@@ -241,6 +249,100 @@ class KWResNet18(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
 
 
+# ---- KW-MobileNetV2 (upstream models/kw_mobilenetv2.py) ----------------------------------------
+# torchvision's MobileNetV2 layout with every convolution, depthwise ones included, reserved from
+# the warehouse manager; the classifier stays a plain Linear. The warehouse names carry upstream's
+# KW stage of each row of the setting table, and at a stage change the first block still takes
+# the previous stage's name with layer index restarting at 0 ("handover"): this decides which
+# layers share a warehouse, hence the cell counts (lib/models/mobilenetv2.ts mobileFeatures).
+
+MOBILENET_SETTING = [  # t (expansion), c (channels), n (blocks), s (stride)
+    [1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
+MOBILENET_KW_STAGE = [1, 2, 3, 4, 5, 6, 6]  # upstream's kw_stage_setting: the KW stage of each row
+
+
+def make_divisible(v, divisor, min_value=None):
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, wm, in_planes, out_planes, kernel_size=3, stride=1, groups=1, warehouse_name=None):
+        super().__init__(
+            wm.reserve(in_planes, out_planes, kernel_size, stride, (kernel_size - 1) // 2, warehouse_name, True,
+                       groups=groups),
+            nn.BatchNorm2d(out_planes), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, wm, inp, oup, stride, expand_ratio, stage_idx, layer_idx):
+        super().__init__()
+        hidden = int(round(inp * expand_ratio))
+        self.use_res_connect = stride == 1 and inp == oup
+        name = lambda kind: f'stage{stage_idx}_layer{layer_idx}_{kind}'
+        layers = []
+        if expand_ratio != 1:
+            layers.append(ConvBNReLU(wm, inp, hidden, kernel_size=1, warehouse_name=name('pwconv0')))
+        layers += [ConvBNReLU(wm, hidden, hidden, stride=stride, groups=hidden, warehouse_name=name('dwconv0')),
+                   wm.reserve(hidden, oup, 1, 1, 0, name('pwconv1'), True),
+                   nn.BatchNorm2d(oup)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class KWMobileNetV2(nn.Module):
+    def __init__(self, num_classes, width_mult, reduction=0.0625, cell_num_ratio=1, cell_inplane_ratio=1,
+                 cell_outplane_ratio=1, sharing_range=()):
+        super().__init__()
+        if isinstance(sharing_range, str):
+            sharing_range = sharing_range.split('_')
+        # upstream's main.py passes [] when the config has no sharing_range (every name its own warehouse)
+        self.warehouse_manager = WarehouseManager(reduction, cell_num_ratio, cell_inplane_ratio, cell_outplane_ratio,
+                                                  list(sharing_range))
+        wm = self.warehouse_manager
+        input_channel = make_divisible(32 * width_mult, 8)
+        last_channel = make_divisible(1280 * max(1.0, width_mult), 8)
+        features = [ConvBNReLU(wm, 3, input_channel, stride=2, warehouse_name='stage0_conv0')]
+        layer_idx = 0
+        for idx, (t, c, n, s) in enumerate(MOBILENET_SETTING):
+            output_channel = make_divisible(c * width_mult, 8)
+            for i in range(n):
+                handover = i == 0 and idx > 0 and MOBILENET_KW_STAGE[idx] != MOBILENET_KW_STAGE[idx - 1]
+                stage_idx = MOBILENET_KW_STAGE[idx] - 1 if handover else MOBILENET_KW_STAGE[idx]
+                features.append(InvertedResidual(wm, input_channel, output_channel, s if i == 0 else 1, t,
+                                                 stage_idx, layer_idx))
+                input_channel = output_channel
+                layer_idx = 0 if handover else layer_idx + 1
+        features.append(ConvBNReLU(wm, input_channel, last_channel, kernel_size=1,
+                                   warehouse_name=f'stage{MOBILENET_KW_STAGE[-1]}_layer{layer_idx}_pwconv1'))
+        self.features = nn.Sequential(*features)
+        self.dropout = nn.Dropout(p=0.0)
+        self.classifier = nn.Linear(last_channel, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out')
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+        wm.store()
+        wm.allocate(self)
+
+    def update_temperature(self, t):
+        for m in self.modules():
+            if isinstance(m, Attention):
+                m.temp_value = t
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
 KW_KEYS = ('reduction', 'cell_num_ratio', 'cell_inplane_ratio', 'cell_outplane_ratio', 'sharing_range')
 
 
@@ -250,6 +352,11 @@ def build(model, classes, kw_config):
         return torchvision.models.resnet18(num_classes=classes)
     if model == 'kw_resnet18':
         return KWResNet18(classes, **{k: v for k, v in kw_config.items() if k in KW_KEYS})
+    if model in ('mobilenetv2_050', 'mobilenetv2_100'):
+        import torchvision  # upstream's models/mobilenetv2.py is torchvision's layout; dropout 0 as in the golden case
+        return torchvision.models.MobileNetV2(num_classes=classes, width_mult=MOBILENET_WIDTH[model[-3:]], dropout=0.0)
+    if model in ('kw_mobilenetv2_050', 'kw_mobilenetv2_100'):
+        return KWMobileNetV2(classes, MOBILENET_WIDTH[model[-3:]], **{k: v for k, v in kw_config.items() if k in KW_KEYS})
     raise SystemExit(f'torch_kw.py: no peer for model {model!r} (have {", ".join(KW_MODELS + PLAIN_MODELS)})')
 
 
@@ -257,7 +364,7 @@ def num_params(net):
     return sum(p.numel() for p in net.parameters())
 
 
-# ---- checks: parameter counts and one golden forward of the official code --------------------
+# ---- checks: parameter counts and golden forwards of the official code --------------------
 
 def read_safetensors(path):
     with open(path, 'rb') as f:
@@ -274,34 +381,105 @@ def read_safetensors(path):
     return out
 
 
-def selfcheck(golden_dir, configs_dir):
-    """Param counts of every resnet18 config against the golden counts, and the golden KW-ResNet-18 case."""
-    counts = json.load(open(os.path.join(golden_dir, 'param_counts.json')))
-    report = {'param_counts': {}, 'ok': True}
-    for cfg_name, want in sorted(counts.items()):
-        if want['model'] not in KW_MODELS + PLAIN_MODELS:
-            continue
-        cfg = json.load(open(os.path.join(configs_dir, cfg_name)))
-        got = num_params(build(want['model'], 1000, cfg))
-        report['param_counts'][cfg_name] = {'peer': got, 'golden': want['params'], 'ok': got == want['params']}
-        report['ok'] &= got == want['params']
-    case = json.load(open(os.path.join(golden_dir, 'kw1d4x_resnet18_c10.json')))
-    t = read_safetensors(os.path.join(golden_dir, 'kw1d4x_resnet18_c10.safetensors'))
+def split_state(t):
+    """The golden tensors minus inputs, outputs and gradients: the state dict under upstream's names."""
+    return {k: v for k, v in t.items() if k.split('.')[0] not in ('in', 'out', 'gout', 'labels', 'loss', 'grad', 'after')}
+
+
+def load_state(net, t):
+    missing, unexpected = net.load_state_dict(split_state(t), strict=False)
+    return [k for k in missing if not k.endswith('num_batches_tracked')], unexpected
+
+
+def golden_model_forward(golden_dir, name):
+    """A "model" golden case: eval and train logits of the whole official model from its state dict."""
+    case = json.load(open(os.path.join(golden_dir, name + '.json')))
+    t = read_safetensors(os.path.join(golden_dir, name + '.safetensors'))
     net = build(case['kw_config']['model'], case['num_classes'], case['kw_config'])
-    state = {k: v for k, v in t.items() if not k.split('.')[0] in ('in', 'out', 'labels', 'loss', 'grad', 'after')}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith('num_batches_tracked')]
-    net.update_temperature(case['temperature'])
+    missing, unexpected = load_state(net, t)
+    if hasattr(net, 'update_temperature'):
+        net.update_temperature(case['temperature'])
     net.eval()
     with torch.no_grad():
         err_eval = (net(t['in.0']) - t['out.eval']).abs().max().item()
     net.train()
     err_train = (net(t['in.0']) - t['out.train']).abs().max().item()
-    golden = {'case': case['name'], 'missing': missing, 'unexpected': unexpected,
-              'max_abs_err_eval': err_eval, 'max_abs_err_train': err_train}
-    golden['ok'] = not missing and not unexpected and err_eval < 1e-3 and err_train < 1e-3
-    report['golden_forward'] = golden
-    report['ok'] &= golden['ok']
+    r = {'case': case['name'], 'missing': missing, 'unexpected': unexpected,
+         'max_abs_err_eval': err_eval, 'max_abs_err_train': err_train}
+    r['ok'] = not missing and not unexpected and err_eval < 1e-3 and err_train < 1e-3
+    return r
+
+
+class LayersNet(nn.Module):
+    """A "layers" golden case's network: a manager and its layers, named as upstream's case generator names them."""
+
+    def __init__(self, case):
+        super().__init__()
+        m = case['manager']
+        assert m.get('nonlocal_basis_ratio', 1) >= 1 and m.get('norm_layer', 'batchnorm1d') == 'batchnorm1d'
+        self.warehouse_manager = WarehouseManager(m['reduction'], m['cell_num_ratio'], m['cell_inplane_ratio'],
+                                                  m['cell_outplane_ratio'], m['sharing_range'])
+        layers = []
+        for l in case['layers']:
+            assert l['layer_type'] == 'conv2d' and l['dilation'] == 1 and not l['bias'], l
+            layers.append(self.warehouse_manager.reserve(l['in_planes'], l['out_planes'], l['kernel_size'], l['stride'],
+                                                         l['padding'], l['warehouse_name'], True, groups=l['groups']))
+        self.layers = nn.ModuleList(layers)
+        self.warehouse_manager.store()
+        self.warehouse_manager.allocate(self)
+
+
+def golden_layers_forward(golden_dir, name):
+    """A "layers" golden case (e.g. depthwise KW convolutions): each layer's output and input gradient."""
+    case = json.load(open(os.path.join(golden_dir, name + '.json')))
+    t = read_safetensors(os.path.join(golden_dir, name + '.safetensors'))
+    net = LayersNet(case)
+    missing, unexpected = load_state(net, t)
+    for layer in net.layers:
+        layer.attention.temp_value = case['temperature']
+    net.train(case['mode'] == 'train')
+    err_out = err_grad = 0.0
+    for k, layer in enumerate(net.layers):
+        x = t[f'in.{k}'].clone().requires_grad_(True)
+        y = layer(x)
+        (y * t[f'gout.{k}']).sum().backward()
+        err_out = max(err_out, (y - t[f'out.{k}']).abs().max().item())
+        err_grad = max(err_grad, (x.grad - t[f'grad.in.{k}']).abs().max().item())
+    shapes = [list(w.shape) for w in net.warehouse_manager.weights]
+    r = {'case': case['name'], 'missing': missing, 'unexpected': unexpected, 'warehouse_shapes_ok':
+         shapes == case['warehouse_shapes'], 'max_abs_err_out': err_out, 'max_abs_err_grad_in': err_grad}
+    r['ok'] = not missing and not unexpected and r['warehouse_shapes_ok'] and err_out < 1e-4 and err_grad < 1e-4
+    return r
+
+
+# Golden cases the peer reproduces: the KW-ResNet-18 model, plain MobileNetV2 x0.5 (torchvision's
+# layout as upstream uses it), and depthwise + pointwise KW layers (the KW-MobileNetV2 building blocks:
+# the whole-model KW-MobileNetV2 golden case is kw1d2x, whose non-local basis attention the peer lacks).
+GOLDEN_MODEL_CASES = ('kw1d4x_resnet18_c10', 'mobilenetv2_050_c10')
+GOLDEN_LAYER_CASES = ('depthwise',)
+
+
+def selfcheck(golden_dir, configs_dir):
+    """Param and warehouse counts of every config whose model the peer builds, and the golden cases above."""
+    counts = json.load(open(os.path.join(golden_dir, 'param_counts.json')))
+    report = {'param_counts': {}, 'ok': True}
+    for cfg_name, want in sorted(counts.items()):
+        if want['model'] not in KW_MODELS + PLAIN_MODELS:
+            continue  # kw1d2x_* (non-local basis), resnet50, convnext: not built by this peer
+        cfg = json.load(open(os.path.join(configs_dir, cfg_name)))
+        net = build(want['model'], 1000, cfg)
+        got = num_params(net)
+        warehouses = len(net.warehouse_manager.weights) if hasattr(net, 'warehouse_manager') else 0
+        ok = got == want['params'] and warehouses == want['warehouses']
+        report['param_counts'][cfg_name] = {'peer': got, 'golden': want['params'], 'warehouses': warehouses,
+                                            'golden_warehouses': want['warehouses'], 'ok': ok}
+        report['ok'] &= ok
+    forwards = [golden_model_forward(golden_dir, n) for n in GOLDEN_MODEL_CASES]
+    forwards += [golden_layers_forward(golden_dir, n) for n in GOLDEN_LAYER_CASES]
+    # 'golden_forward' stays the KW-ResNet-18 case (bench/peers.ts SelfCheck reads it); all are in 'golden'.
+    report['golden_forward'] = forwards[0]
+    report['golden'] = forwards
+    report['ok'] &= all(f['ok'] for f in forwards)
     return report
 
 
