@@ -1,5 +1,5 @@
 // The peers: PyTorch (bench/peer/torch_kw.py: the official KW algorithm written out in PyTorch,
-// torchvision's ResNet-18) for train and eval, and onnxruntime-node for eval on the same models
+// torchvision's ResNet-18, MobileNetV2 and ConvNeXt-T) for train and eval, and onnxruntime-node for eval on the same models
 // exported to ONNX with a fixed batch (cached in bench/.cache/onnx). Each runs in its own process.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -10,7 +10,7 @@ import { ChildResult, nodeScript, repoRoot, runChild } from './children';
 
 /** Models torch_kw.py builds (its KW_MODELS + PLAIN_MODELS; its --selfcheck proves each against the golden counts). */
 export const PEER_MODELS = ['resnet18', 'kw_resnet18', 'mobilenetv2_050', 'mobilenetv2_100', 'kw_mobilenetv2_050',
-  'kw_mobilenetv2_100'];
+  'kw_mobilenetv2_100', 'convnext_tiny', 'kw_convnext_tiny'];
 
 export interface TorchResult {
   peer: string;
@@ -63,7 +63,7 @@ export function findTorchPython(): { python: string | null; tried: string[] } {
 
 const script = (name: string): string => path.join(repoRoot(), 'bench', 'peer', name);
 
-/** Checks the peer against the golden parameter counts and golden forwards (KW-ResNet-18, MobileNetV2, depthwise KW layers). */
+/** Checks the peer against the golden parameter counts and golden forwards (KW-ResNet-18, MobileNetV2, depthwise and ConvNeXt KW layers). */
 export function torchSelfCheck(python: string): ChildResult<SelfCheck> {
   const golden = process.env.KW_GOLDEN_DIR ?? findUp(path.join('shared', 'golden'));
   if (!golden) return { ok: false, error: 'golden folder not found (set KW_GOLDEN_DIR)' };

@@ -71,7 +71,7 @@ t.test('peer models: the TS list is what torch_kw.py builds, and each is one of 
   };
   const script = [...tuple('KW_MODELS'), ...tuple('PLAIN_MODELS')].sort();
   t.same([...PEER_MODELS].sort(), script);
-  for (const m of ['kw_mobilenetv2_100', 'kw_mobilenetv2_050', 'mobilenetv2_100', 'mobilenetv2_050'])
+  for (const m of ['kw_mobilenetv2_100', 'kw_mobilenetv2_050', 'mobilenetv2_100', 'mobilenetv2_050', 'kw_convnext_tiny', 'convnext_tiny'])
     t.ok(PEER_MODELS.includes(m), `${m} has a peer`);
   const ours = listModels();
   for (const m of PEER_MODELS) t.ok(ours.includes(m), `${m} is a model of ours`);

@@ -7,8 +7,9 @@ avgpool -> fc1 -> BatchNorm1d -> ReLU -> fc2 -> row-normalise -> temperature mix
 the kernels are assembled with one torch.mm of the attentions and the warehouse
 cells, permuted into per-sample kernels, and applied as one grouped conv2d with
 groups = batch x groups. Models: KW-ResNet-18 (models/kw_resnet.py) and KW-MobileNetV2 x0.5/x1.0
-(models/kw_mobilenetv2.py, depthwise convolutions from warehouses too); plain ResNet-18 and
-MobileNetV2 are torchvision's. --selfcheck proves the architectures: parameter and warehouse counts
+(models/kw_mobilenetv2.py, depthwise convolutions from warehouses too) and KW-ConvNeXt-T
+(models/kw_convnext.py, LayerNorm attentions); plain ResNet-18, MobileNetV2 and ConvNeXt-T are
+torchvision's. --selfcheck proves the architectures: parameter and warehouse counts
 of every config of those models against the golden counts, and golden forwards of the official code.
 
   python3 bench/peer/torch_kw.py --selfcheck GOLDEN_DIR     # param counts + a golden forward
@@ -32,23 +33,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KW_MODELS = ('kw_resnet18', 'kw_mobilenetv2_050', 'kw_mobilenetv2_100')
-PLAIN_MODELS = ('resnet18', 'mobilenetv2_050', 'mobilenetv2_100')
+KW_MODELS = ('kw_resnet18', 'kw_mobilenetv2_050', 'kw_mobilenetv2_100', 'kw_convnext_tiny')
+PLAIN_MODELS = ('resnet18', 'mobilenetv2_050', 'mobilenetv2_100', 'convnext_tiny')
 MOBILENET_WIDTH = {'050': 0.5, '100': 1.0}
 
 
 # ---- KernelWarehouse as upstream writes it ---------------------------------------------------
 
 class Attention(nn.Module):
-    def __init__(self, in_planes, reduction, num_static_cell, num_local_mixture, cell_num_ratio):
+    def __init__(self, in_planes, reduction, num_static_cell, num_local_mixture, cell_num_ratio, norm_layer=nn.BatchNorm1d):
         super().__init__()
         hidden_planes = max(int(in_planes * reduction), 16)
         self.kw_planes_per_mixture = num_static_cell + 1
         self.num_local_mixture = num_local_mixture
         self.kw_planes = self.kw_planes_per_mixture * num_local_mixture
         self.avgpool = nn.AdaptiveAvgPool1d(1)
-        self.fc1 = nn.Linear(in_planes, hidden_planes, bias=False)  # BatchNorm1d follows: no bias
-        self.norm1 = nn.BatchNorm1d(hidden_planes)
+        # BatchNorm1d's shift makes a bias redundant; LayerNorm (KW-ConvNeXt) normalises per sample, so fc1 keeps one
+        self.fc1 = nn.Linear(in_planes, hidden_planes, bias=norm_layer is not nn.BatchNorm1d)
+        self.norm1 = norm_layer(hidden_planes)
         self.act1 = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(hidden_planes, self.kw_planes, bias=True)
         self.temp_bias = torch.zeros([self.kw_planes])  # derived by init_temperature, not saved
@@ -87,14 +89,15 @@ class Attention(nn.Module):
 class KWConv2d(nn.Module):
     permute = (0, 2, 4, 3, 5, 1, 6, 7)
 
-    def __init__(self, in_planes, out_planes, kernel_size, stride, padding, groups, warehouse_id, manager):
+    def __init__(self, in_planes, out_planes, kernel_size, stride, padding, groups, bias, warehouse_id, manager):
         super().__init__()
         self.in_planes, self.out_planes, self.groups = in_planes, out_planes, groups
+        self.bias = nn.Parameter(torch.zeros(out_planes)) if bias else None  # created at reserve time, as upstream
         self.kernel_size, self.stride, self.padding = [kernel_size] * 2, stride, padding
         self.warehouse_id = warehouse_id
         self.warehouse_manager = [manager]  # a list: not registered as a child module
 
-    def init_attention(self, cell, start_cell_idx, reduction, cell_num_ratio):
+    def init_attention(self, cell, start_cell_idx, reduction, cell_num_ratio, norm_layer):
         self.cell_shape = cell.shape  # [n, cell_out, cell_in, 1, 1]
         self.groups_out_channel = self.out_planes // self.cell_shape[1]
         # a depthwise layer (groups = channels) has cells of one input channel: in // (cell_in * groups) = 1
@@ -103,7 +106,7 @@ class KWConv2d(nn.Module):
         for d in range(2):
             self.groups_spatial = self.groups_spatial * self.kernel_size[d] // self.cell_shape[3 + d]
         m = self.groups_out_channel * self.groups_in_channel * self.groups_spatial
-        self.attention = Attention(self.in_planes, reduction, self.cell_shape[0], m, cell_num_ratio)
+        self.attention = Attention(self.in_planes, reduction, self.cell_shape[0], m, cell_num_ratio, norm_layer)
         return self.attention.init_temperature(start_cell_idx, cell_num_ratio)
 
     def forward(self, x):
@@ -119,13 +122,15 @@ class KWConv2d(nn.Module):
         # per-sample kernels [B*out, in/groups, k, k]: sample b's groups are groups b*G .. b*G+G-1
         output = F.conv2d(x, weight=aggregate_weight, bias=None, stride=self.stride, padding=self.padding,
                           groups=self.groups * batch_size)
-        return output.view(batch_size, self.out_planes, *output.shape[2:])
+        output = output.view(batch_size, self.out_planes, *output.shape[2:])
+        return output if self.bias is None else output + self.bias.view(1, -1, 1, 1)
 
 
 class WarehouseManager(nn.Module):
-    def __init__(self, reduction, cell_num_ratio, cell_inplane_ratio, cell_outplane_ratio, sharing_range):
+    def __init__(self, reduction, cell_num_ratio, cell_inplane_ratio, cell_outplane_ratio, sharing_range,
+                 norm_layer=nn.BatchNorm1d):
         super().__init__()
-        self.sharing_range = sharing_range
+        self.sharing_range, self.norm_layer = sharing_range, norm_layer
         self.warehouse_list = {}
         self.reduction, self.cell_num_ratio = reduction, cell_num_ratio
         self.cell_inplane_ratio, self.cell_outplane_ratio = cell_inplane_ratio, cell_outplane_ratio
@@ -141,14 +146,14 @@ class WarehouseManager(nn.Module):
             fused.append(match)
         return '_'.join(fused)
 
-    def reserve(self, in_planes, out_planes, kernel_size, stride, padding, warehouse_name, enabled, groups=1):
+    def reserve(self, in_planes, out_planes, kernel_size, stride, padding, warehouse_name, enabled, groups=1, bias=False):
         if not enabled:
             return nn.Conv2d(in_planes, out_planes, kernel_size, stride=stride, padding=padding, groups=groups,
-                             bias=False)
+                             bias=bias)
         name = self.fuse_warehouse_name(warehouse_name)
         # the layer's weight shape [out, in/groups, k, k]: the gcds and cell counts are taken over it
         self.warehouse_list.setdefault(name, []).append([out_planes, in_planes // groups, kernel_size, kernel_size])
-        return KWConv2d(in_planes, out_planes, kernel_size, stride, padding, groups,
+        return KWConv2d(in_planes, out_planes, kernel_size, stride, padding, groups, bias,
                         list(self.warehouse_list.keys()).index(name), self)
 
     def store(self):
@@ -174,7 +179,8 @@ class WarehouseManager(nn.Module):
             if isinstance(layer, KWConv2d):
                 w = layer.warehouse_id
                 start = ends[w]
-                end = layer.init_attention(self.weights[w], start, self.reduction[w], self.cell_num_ratio[w])
+                end = layer.init_attention(self.weights[w], start, self.reduction[w], self.cell_num_ratio[w],
+                                           self.norm_layer)
                 nn.init.kaiming_normal_(self.weights[w][start:end].view(-1, *self.weights[w].shape[2:]),
                                         mode='fan_out', nonlinearity='relu')
                 ends[w] = end
@@ -343,6 +349,87 @@ class KWMobileNetV2(nn.Module):
         return self.classifier(self.dropout(x))
 
 
+# ---- KW-ConvNeXt-Tiny (upstream models/kw_convnext.py) -----------------------------------------
+# ConvNeXt with the stem (4x4/4), the three downsampling convs (2x2/2) and every block's depthwise
+# 7x7 and pointwise 1x1 convs reserved from the manager, all with a bias; the pointwise layers stay
+# convolutions on (N, C, H, W) (so gamma is [1, C, 1, 1]) and the attentions use LayerNorm, whose
+# per-sample statistics suit the warehouse sharing across stages of different scale.
+
+class LayerNormChannelsFirst(nn.Module):
+    """Upstream's LayerNorm(data_format='channels_first'): normalises dim 1 of (N, C, H, W)."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.weight, self.bias, self.eps = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim)), eps
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class KWConvNeXtBlock(nn.Module):
+    def __init__(self, wm, dim, layer_scale_init_value, stage_idx, layer_idx):
+        super().__init__()
+        name = lambda kind: f'stage{stage_idx}_layer{layer_idx}_{kind}'
+        self.dwconv = wm.reserve(dim, dim, 7, 1, 3, name('dwconv0'), True, groups=dim, bias=True)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = wm.reserve(dim, 4 * dim, 1, 1, 0, name('pwconv1'), True, bias=True)
+        self.act = nn.GELU()
+        self.pwconv2 = wm.reserve(4 * dim, dim, 1, 1, 0, name('pwconv2'), True, bias=True)
+        self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(1, dim, 1, 1)) \
+            if layer_scale_init_value > 0 else None
+        # drop path: the benchmark runs both sides with rate 0 (bench/cases.ts resolveCase), so none here
+
+    def forward(self, x):
+        y = self.norm(self.dwconv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        y = self.pwconv2(self.act(self.pwconv1(y)))
+        return x + (y if self.gamma is None else self.gamma * y)
+
+
+class KWConvNeXt(nn.Module):
+    def __init__(self, num_classes, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), reduction=0.0625,
+                 cell_num_ratio=1, cell_inplane_ratio=1, cell_outplane_ratio=1, sharing_range=('layer', 'pwconv'),
+                 layer_scale_init_value=1e-6, head_init_scale=1.0):
+        super().__init__()
+        if isinstance(sharing_range, str):
+            sharing_range = sharing_range.split('_')
+        self.warehouse_manager = WarehouseManager(reduction, cell_num_ratio, cell_inplane_ratio, cell_outplane_ratio,
+                                                  list(sharing_range), norm_layer=nn.LayerNorm)
+        wm = self.warehouse_manager
+        self.downsample_layers = nn.ModuleList([nn.Sequential(
+            wm.reserve(3, dims[0], 4, 4, 0, 'stagestem_conv0', True, bias=True), LayerNormChannelsFirst(dims[0]))])
+        for i in range(3):
+            self.downsample_layers.append(nn.Sequential(
+                LayerNormChannelsFirst(dims[i]),
+                wm.reserve(dims[i], dims[i + 1], 2, 2, 0, f'stage{i}_layerds_conv0', True, bias=True)))
+        self.stages = nn.ModuleList([
+            nn.Sequential(*[KWConvNeXtBlock(wm, dims[i], layer_scale_init_value, i, j) for j in range(depths[i])])
+            for i in range(4)])
+        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+        self.head = nn.Linear(dims[-1], num_classes)
+        # upstream's _init_weights runs before allocate(): it reaches the head, not the attentions
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, std=.02)
+                nn.init.zeros_(m.bias)
+        self.head.weight.data.mul_(head_init_scale)
+        self.head.bias.data.mul_(head_init_scale)
+        wm.store()
+        wm.allocate(self)
+
+    def update_temperature(self, t):
+        for m in self.modules():
+            if isinstance(m, Attention):
+                m.temp_value = t
+
+    def forward(self, x):
+        for down, stage in zip(self.downsample_layers, self.stages):
+            x = stage(down(x))
+        return self.head(self.norm(x.mean([-2, -1])))
+
+
 KW_KEYS = ('reduction', 'cell_num_ratio', 'cell_inplane_ratio', 'cell_outplane_ratio', 'sharing_range')
 
 
@@ -357,6 +444,11 @@ def build(model, classes, kw_config):
         return torchvision.models.MobileNetV2(num_classes=classes, width_mult=MOBILENET_WIDTH[model[-3:]], dropout=0.0)
     if model in ('kw_mobilenetv2_050', 'kw_mobilenetv2_100'):
         return KWMobileNetV2(classes, MOBILENET_WIDTH[model[-3:]], **{k: v for k, v in kw_config.items() if k in KW_KEYS})
+    if model == 'convnext_tiny':
+        import torchvision  # torchvision's ConvNeXt-T: upstream's architecture with Linear pointwise layers
+        return torchvision.models.convnext_tiny(num_classes=classes)
+    if model == 'kw_convnext_tiny':
+        return KWConvNeXt(classes, **{k: v for k, v in kw_config.items() if k in KW_KEYS})
     raise SystemExit(f'torch_kw.py: no peer for model {model!r} (have {", ".join(KW_MODELS + PLAIN_MODELS)})')
 
 
@@ -416,14 +508,16 @@ class LayersNet(nn.Module):
     def __init__(self, case):
         super().__init__()
         m = case['manager']
-        assert m.get('nonlocal_basis_ratio', 1) >= 1 and m.get('norm_layer', 'batchnorm1d') == 'batchnorm1d'
+        assert m.get('nonlocal_basis_ratio', 1) >= 1, 'non-local basis attention: not in this peer'
+        norm = {'batchnorm1d': nn.BatchNorm1d, 'layernorm': nn.LayerNorm}[m.get('norm_layer', 'batchnorm1d')]
         self.warehouse_manager = WarehouseManager(m['reduction'], m['cell_num_ratio'], m['cell_inplane_ratio'],
-                                                  m['cell_outplane_ratio'], m['sharing_range'])
+                                                  m['cell_outplane_ratio'], m['sharing_range'], norm_layer=norm)
         layers = []
         for l in case['layers']:
-            assert l['layer_type'] == 'conv2d' and l['dilation'] == 1 and not l['bias'], l
+            assert l['layer_type'] == 'conv2d' and l['dilation'] == 1, l
             layers.append(self.warehouse_manager.reserve(l['in_planes'], l['out_planes'], l['kernel_size'], l['stride'],
-                                                         l['padding'], l['warehouse_name'], True, groups=l['groups']))
+                                                         l['padding'], l['warehouse_name'], True, groups=l['groups'],
+                                                         bias=l['bias']))
         self.layers = nn.ModuleList(layers)
         self.warehouse_manager.store()
         self.warehouse_manager.allocate(self)
@@ -453,10 +547,11 @@ def golden_layers_forward(golden_dir, name):
 
 
 # Golden cases the peer reproduces: the KW-ResNet-18 model, plain MobileNetV2 x0.5 (torchvision's
-# layout as upstream uses it), and depthwise + pointwise KW layers (the KW-MobileNetV2 building blocks:
-# the whole-model KW-MobileNetV2 golden case is kw1d2x, whose non-local basis attention the peer lacks).
+# layout as upstream uses it), depthwise + pointwise KW layers (the KW-MobileNetV2 building blocks:
+# the whole-model KW-MobileNetV2 golden case is kw1d2x, whose non-local basis attention the peer lacks)
+# and KW-ConvNeXt's layers (4x4 stem, 7x7 depthwise, pointwise, 2x2 downsample; LayerNorm attention).
 GOLDEN_MODEL_CASES = ('kw1d4x_resnet18_c10', 'mobilenetv2_050_c10')
-GOLDEN_LAYER_CASES = ('depthwise',)
+GOLDEN_LAYER_CASES = ('depthwise', 'convnext_parts')
 
 
 def selfcheck(golden_dir, configs_dir):
@@ -465,7 +560,7 @@ def selfcheck(golden_dir, configs_dir):
     report = {'param_counts': {}, 'ok': True}
     for cfg_name, want in sorted(counts.items()):
         if want['model'] not in KW_MODELS + PLAIN_MODELS:
-            continue  # kw1d2x_* (non-local basis), resnet50, convnext: not built by this peer
+            continue  # kw1d2x_* (non-local basis attention), resnet50: not built by this peer
         cfg = json.load(open(os.path.join(configs_dir, cfg_name)))
         net = build(want['model'], 1000, cfg)
         got = num_params(net)
