@@ -1,6 +1,7 @@
-// The peers: PyTorch (bench/peer/torch_kw.py: the official KW algorithm written out in PyTorch,
-// torchvision's ResNet-18, MobileNetV2 and ConvNeXt-T) for train and eval, and onnxruntime-node for eval on the same models
-// exported to ONNX with a fixed batch (cached in bench/.cache/onnx). Each runs in its own process.
+// The peers: PyTorch (bench/peer/torch_kw.py: the official KW algorithm written out in PyTorch for
+// KW-ResNet-18, KW-MobileNetV2 and KW-ConvNeXt-T; torchvision's ResNet-18, MobileNetV2 and ConvNeXt-T)
+// for train and eval, and onnxruntime-node for eval on the same models exported to ONNX with a fixed
+// batch (cached in bench/.cache/onnx). Each runs in its own process.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
