@@ -103,10 +103,14 @@ function findPeers(args: BenchArgs): Peers {
   const sc = torchSelfCheck(py.python);
   if (sc.ok) {
     peers.selfCheck = sc.value;
-    const g = sc.value.golden_forward;
     const counts = Object.entries(sc.value.param_counts).map(([k, v]) => `${k} ${v.peer}${v.ok ? '' : ` != golden ${v.golden}`}`);
     log(`PyTorch peer (${py.python}): parameter counts ${Object.values(sc.value.param_counts).every((v) => v.ok) ? 'equal the golden counts' : 'DIFFER from the golden counts'}: ${counts.join(', ')}`);
-    log(`PyTorch peer: golden ${g.case} forward max |err| eval ${g.max_abs_err_eval.toExponential(1)}, train ${g.max_abs_err_train.toExponential(1)}: ${g.ok ? 'ok' : 'MISMATCH'}`);
+    const e = (v?: number) => (v === undefined ? '-' : v.toExponential(1));
+    for (const g of sc.value.golden ?? [sc.value.golden_forward]) {
+      const errs = g.max_abs_err_out !== undefined ? `out ${e(g.max_abs_err_out)}, grad in ${e(g.max_abs_err_grad_in)}`
+        : `eval ${e(g.max_abs_err_eval)}, train ${e(g.max_abs_err_train)}`;
+      log(`PyTorch peer: golden ${g.case} forward max |err| ${errs}: ${g.ok ? 'ok' : 'MISMATCH'}`);
+    }
   } else log(`PyTorch peer: self-check failed: ${sc.error}`);
   if (args.ort) {
     const o = findOrt();

@@ -1,6 +1,7 @@
-// The peers: PyTorch (bench/peer/torch_kw.py: the official KW algorithm written out in PyTorch,
-// torchvision's ResNet-18) for train and eval, and onnxruntime-node for eval on the same models
-// exported to ONNX with a fixed batch (cached in bench/.cache/onnx). Each runs in its own process.
+// The peers: PyTorch (bench/peer/torch_kw.py: the official KW algorithm written out in PyTorch for
+// KW-ResNet-18, KW-MobileNetV2 and KW-ConvNeXt-T; torchvision's ResNet-18, MobileNetV2 and ConvNeXt-T)
+// for train and eval, and onnxruntime-node for eval on the same models exported to ONNX with a fixed
+// batch (cached in bench/.cache/onnx). Each runs in its own process.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -8,8 +9,9 @@ import type { ResolvedCase } from './cases';
 import { findUp } from './cases';
 import { ChildResult, nodeScript, repoRoot, runChild } from './children';
 
-/** Models torch_kw.py builds. */
-export const PEER_MODELS = ['resnet18', 'kw_resnet18'];
+/** Models torch_kw.py builds (its KW_MODELS + PLAIN_MODELS; its --selfcheck proves each against the golden counts). */
+export const PEER_MODELS = ['resnet18', 'kw_resnet18', 'mobilenetv2_050', 'mobilenetv2_100', 'kw_mobilenetv2_050',
+  'kw_mobilenetv2_100', 'convnext_tiny', 'kw_convnext_tiny'];
 
 export interface TorchResult {
   peer: string;
@@ -31,10 +33,23 @@ export interface OrtResult {
   peak_rss_mb: number;
 }
 
+/** One golden case the peer reproduced: a whole model (logits) or KW layers (outputs and input gradients). */
+export interface GoldenForward {
+  case: string;
+  max_abs_err_eval?: number;
+  max_abs_err_train?: number;
+  max_abs_err_out?: number;
+  max_abs_err_grad_in?: number;
+  ok: boolean;
+}
+
 export interface SelfCheck {
   ok: boolean;
-  param_counts: Record<string, { peer: number; golden: number; ok: boolean }>;
-  golden_forward: { case: string; max_abs_err_eval: number; max_abs_err_train: number; ok: boolean };
+  param_counts: Record<string, { peer: number; golden: number; warehouses?: number; golden_warehouses?: number; ok: boolean }>;
+  /** The KW-ResNet-18 model case. */
+  golden_forward: GoldenForward;
+  /** Every golden case checked (the KW-ResNet-18 one first). */
+  golden?: GoldenForward[];
 }
 
 /** A python3 that imports torch: KW_BENCH_PYTHON, then python3 on PATH (may be a pyenv without torch), then /usr/bin/python3. */
@@ -49,7 +64,7 @@ export function findTorchPython(): { python: string | null; tried: string[] } {
 
 const script = (name: string): string => path.join(repoRoot(), 'bench', 'peer', name);
 
-/** Checks the peer against the golden parameter counts and the golden KW-ResNet-18 forward. */
+/** Checks the peer against the golden parameter counts and golden forwards (KW-ResNet-18, MobileNetV2, depthwise and ConvNeXt KW layers). */
 export function torchSelfCheck(python: string): ChildResult<SelfCheck> {
   const golden = process.env.KW_GOLDEN_DIR ?? findUp(path.join('shared', 'golden'));
   if (!golden) return { ok: false, error: 'golden folder not found (set KW_GOLDEN_DIR)' };

@@ -3,12 +3,15 @@
 // Run: npx tap test/bench_cli.test.ts
 import t from 'tap';
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import * as kw from '../lib';
 import { parseBenchArgs } from '../bench/args';
 import { main } from '../bench/bench';
 import { DEFAULT_CASES, parseCase, resolveCase } from '../bench/cases';
 import { countFlops } from '../bench/flops';
+import { PEER_MODELS } from '../bench/peers';
+import { listModels } from '../lib/models/registry';
 
 const root = path.resolve(__dirname, '..');
 
@@ -56,6 +59,22 @@ t.test('cases: a KW ratio finds its official config', async (t) => {
   const none = resolveCase(parseCase('kw_resnet18:3:8:32'));
   t.equal(none.config, null, 'no official config has ratio 3');
   t.equal(none.options.cellNumRatio, 3);
+});
+
+t.test('peer models: the TS list is what torch_kw.py builds, and each is one of our models', async (t) => {
+  // Read from the script's source, not by running it: this test must not need python or torch.
+  const src = fs.readFileSync(path.join(root, 'bench', 'peer', 'torch_kw.py'), 'utf8');
+  const tuple = (name: string): string[] => {
+    const m = new RegExp(`^${name} = \\(([^)]*)\\)`, 'm').exec(src);
+    t.ok(m, `torch_kw.py defines ${name}`);
+    return m ? [...m[1].matchAll(/'([a-z0-9_]+)'/g)].map((x) => x[1]) : [];
+  };
+  const script = [...tuple('KW_MODELS'), ...tuple('PLAIN_MODELS')].sort();
+  t.same([...PEER_MODELS].sort(), script);
+  for (const m of ['kw_mobilenetv2_100', 'kw_mobilenetv2_050', 'mobilenetv2_100', 'mobilenetv2_050', 'kw_convnext_tiny', 'convnext_tiny'])
+    t.ok(PEER_MODELS.includes(m), `${m} has a peer`);
+  const ours = listModels();
+  for (const m of PEER_MODELS) t.ok(ours.includes(m), `${m} is a model of ours`);
 });
 
 t.test('FLOP count: conv, linear and KW assembly from the shapes', async (t) => {
