@@ -19,8 +19,10 @@
 #include "core/thread_pool.h"
 #include "cpu/tables.h"
 
-// Hot loops get an AVX2+FMA clone picked at load time; the baseline build is plain x86-64.
-#define KW_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+// Hot loops get an AVX2 clone picked at load time by CPU feature; the baseline build is plain
+// x86-64. Not "arch=haswell": GCC dispatches that by CPU model (only Intel Haswell matches), so
+// it never ran on AMD or later Intel. No FMA either, so both clones round alike.
+#define KW_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 
 namespace kw::cpu {
 namespace {

@@ -25,8 +25,8 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 }
 #else
 // Portable fallback: pack op(B) in K×N panels and run an i-k-j loop the compiler vectorises;
-// target_clones adds an AVX2+FMA version chosen at load time.
-__attribute__((target_clones("arch=haswell", "default")))
+// target_clones adds an AVX2 version chosen at load time by CPU feature (see cpu/conv.cpp).
+__attribute__((target_clones("avx2", "default")))
 void panel(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, bool ta,
            const float* Bp, float* C, int64_t ldc) {
   for (int64_t i = 0; i < M; i++) {

@@ -11,13 +11,16 @@
 namespace kw::cpu {
 namespace {
 
+// An AVX2 clone of the per-row loops picked at load time by CPU feature (see cpu/conv.cpp).
+#define KW_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+
 constexpr int64_t kWork = 1 << 15;  // elements per task below which threading costs more than it saves
 
 int64_t grain_for(int64_t work_per_item) { return std::max<int64_t>(1, kWork / std::max<int64_t>(1, work_per_item)); }
 
 // Sums over a contiguous run in double with four independent accumulators: one chain of
 // dependent adds would leave the FPU waiting on its own latency.
-inline double lane_sum(const float* p, int64_t n) {
+KW_SIMD_CLONES double lane_sum(const float* p, int64_t n) {
   double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
@@ -31,7 +34,7 @@ inline double lane_sum(const float* p, int64_t n) {
 }
 
 // Σ (p - m)²
-inline double lane_sq_dev(const float* p, int64_t n, double m) {
+KW_SIMD_CLONES double lane_sq_dev(const float* p, int64_t n, double m) {
   double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
@@ -46,21 +49,51 @@ inline double lane_sq_dev(const float* p, int64_t n, double m) {
 }
 
 // sg = Σ g, sgx = Σ g·(p - m)
-inline void lane_dot(const float* g, const float* p, int64_t n, double m, double& sg, double& sgx) {
-  double a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+KW_SIMD_CLONES void lane_dot(const float* g, const float* p, int64_t n, double m, double& sg, double& sgx) {
+  // Eight lanes of each sum: with two, the dependent double adds (not the memory) set the pace.
+  double a[8] = {}, b[8] = {};
   int64_t j = 0;
-  for (; j + 2 <= n; j += 2) {
-    a0 += g[j];
-    a1 += g[j + 1];
-    b0 += g[j] * (p[j] - m);
-    b1 += g[j + 1] * (p[j + 1] - m);
-  }
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; k++) {
+      a[k] += g[j + k];
+      b[k] += g[j + k] * (p[j + k] - m);
+    }
+  double a0 = 0, b0 = 0;
   for (; j < n; j++) {
     a0 += g[j];
     b0 += g[j] * (p[j] - m);
   }
-  sg = a0 + a1;
-  sgx = b0 + b1;
+  for (int k = 0; k < 8; k++) {
+    a0 += a[k];
+    b0 += b[k];
+  }
+  sg = a0;
+  sgx = b0;
+}
+
+// The per-row loops, compiled for AVX2 and baseline (picked at load time). The forward's
+// q = p·a + b and the relu mask the backward recomputes from it are the same expression in the
+// same clone, so the mask matches the forward's decision exactly.
+KW_SIMD_CLONES void bn_apply(const float* __restrict p, int64_t n, float a, float b, bool relu, float* __restrict q) {
+  if (relu)
+    for (int64_t j = 0; j < n; j++) {
+      const float v = p[j] * a + b;
+      q[j] = v > 0.f ? v : 0.f;
+    }
+  else
+    for (int64_t j = 0; j < n; j++) q[j] = p[j] * a + b;
+}
+
+// out = dy where p·a + b > 0, else 0 (relu's backward through the recomputed forward value).
+KW_SIMD_CLONES void relu_grad_mask(const float* __restrict p, const float* __restrict g, int64_t n, float a, float b,
+                                   float* __restrict out) {
+  for (int64_t j = 0; j < n; j++) out[j] = p[j] * a + b > 0.f ? g[j] : 0.f;
+}
+
+// q = A·g + B·(p - m) + C; g may be q itself (the masked dy held in dx's buffer).
+KW_SIMD_CLONES void bn_dx_row(const float* g, const float* __restrict p, int64_t n, float A, float B, float C, float m,
+                              float* q) {
+  for (int64_t j = 0; j < n; j++) q[j] = A * g[j] + B * (p[j] - m) + C;
 }
 
 // ---- batch norm: one task owns a block of channels and walks x once per pass in memory order ----
@@ -113,14 +146,7 @@ void batch_norm_forward_impl(const float* x, int64_t n, int64_t c, int64_t s, co
       for (int64_t ch = c0; ch < c1; ch++) {
         const float* p = x + (i * c + ch) * s;
         float* q = y + (i * c + ch) * s;
-        const float a = scale[size_t(ch - c0)], b = shift[size_t(ch - c0)];
-        if (relu)
-          for (int64_t j = 0; j < s; j++) {
-            const float v = p[j] * a + b;
-            q[j] = v > 0.f ? v : 0.f;
-          }
-        else
-          for (int64_t j = 0; j < s; j++) q[j] = p[j] * a + b;
+        bn_apply(p, s, scale[size_t(ch - c0)], shift[size_t(ch - c0)], relu, q);
       }
   });
 }
@@ -147,7 +173,7 @@ void batch_norm_backward_impl(const float* dy, const float* x, int64_t n, int64_
           const float a = float(invstd * gw), b = float((bias ? bias[ch] : 0.0) - double(save_mean[ch]) * invstd * gw);
           const float* p = x + (i * c + ch) * s;
           float* masked = dx ? dx + (i * c + ch) * s : row.data();
-          for (int64_t j = 0; j < s; j++) masked[j] = p[j] * a + b > 0.f ? g[j] : 0.f;
+          relu_grad_mask(p, g, s, a, b, masked);
           g = masked;
         }
         double a, b;
@@ -180,7 +206,7 @@ void batch_norm_backward_impl(const float* dy, const float* x, int64_t n, int64_
         const float m = save_mean[ch];
         const float A = float(gs), B = float(-gs * invstd * sum_dy_xhat[k] / double(count)),
                     C = float(-gs * sum_dy[k] / double(count));
-        for (int64_t j = 0; j < s; j++) q[j] = A * g[j] + B * (p[j] - m) + C;
+        bn_dx_row(g, p, s, A, B, C, m, q);
       }
   });
 }
