@@ -12,6 +12,10 @@
 namespace kw::cpu {
 namespace {
 
+// The register tiles only stay in registers when their loops are fully unrolled; GCC does that
+// by itself, clang (zig c++, the prebuild) needs telling.
+#define KW_UNROLL _Pragma("GCC unroll 32")
+
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
@@ -32,15 +36,15 @@ inline __attribute__((always_inline)) void small_k_block(const SmallKGemm& p, in
   using L = Lanes<V>;
   constexpr int NV = 32 / L::W;
   V acc[MR][NV];
-  for (int i = 0; i < MR; i++)
-    for (int v = 0; v < NV; v++) acc[i][v] = V{};
+  KW_UNROLL for (int i = 0; i < MR; i++)
+    KW_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = V{};
   const float* A = p.A + i0 * p.a_row;
   for (int64_t k = 0; k < p.K; k++) {
     V b[NV];
-    for (int v = 0; v < NV; v++) b[v] = L::load(B + k * p.ldb + v * L::W);
-    for (int i = 0; i < MR; i++) {
+    KW_UNROLL for (int v = 0; v < NV; v++) b[v] = L::load(B + k * p.ldb + v * L::W);
+    KW_UNROLL for (int i = 0; i < MR; i++) {
       const float a = A[i * p.a_row + k * p.a_col];
-      for (int v = 0; v < NV; v++) acc[i][v] += a * b[v];
+      KW_UNROLL for (int v = 0; v < NV; v++) acc[i][v] += a * b[v];
     }
   }
   for (int i = 0; i < MR; i++)
@@ -89,15 +93,15 @@ inline __attribute__((always_inline)) void packed32_block(int64_t K, const float
   using L = Lanes<V>;
   constexpr int NV = 32 / L::W;
   V acc[NR][NV];
-  for (int j = 0; j < NR; j++)
-    for (int v = 0; v < NV; v++) acc[j][v] = V{};
+  KW_UNROLL for (int j = 0; j < NR; j++)
+    KW_UNROLL for (int v = 0; v < NV; v++) acc[j][v] = V{};
   for (int64_t k = 0; k < K; k++) {
     V a[NV];
-    for (int v = 0; v < NV; v++) a[v] = L::load(P + k * 32 + v * L::W);
+    KW_UNROLL for (int v = 0; v < NV; v++) a[v] = L::load(P + k * 32 + v * L::W);
     const float* s = S + k * lds;
-    for (int j = 0; j < NR; j++) {
+    KW_UNROLL for (int j = 0; j < NR; j++) {
       const float b = s[j];
-      for (int v = 0; v < NV; v++) acc[j][v] += a[v] * b;
+      KW_UNROLL for (int v = 0; v < NV; v++) acc[j][v] += a[v] * b;
     }
   }
   // The accumulators hold columns of C; C's rows are 32 apart in the register tile.
