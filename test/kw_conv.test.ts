@@ -161,6 +161,12 @@ t.test('the cost model: input mix for 1×1 outputs of a 3×3 layer, chunked for 
   t.equal(kwConvStrategy(early.x, early.a, early.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'panels' }), 'chunked');
   const wide = { x: randomTensor([2, 32, 4, 4], 1), a: randomTensor([18, 3], 2), e: randomTensor([3, 32, 32, 1, 1], 3) };
   t.equal(kwConvStrategy(wide.x, wide.a, wide.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'panels' }), 'panels');
+  t.equal(kwConvStrategy(randomTensor([2, 32, 8, 8], 1), randomTensor([18, 18], 2), randomTensor([18, 32, 32, 1, 1], 3),
+    g2(9, 1, 1, [3, 3]), { padding: 1 }), 'panels', 'auto: panels for a 3×3 layer split by tap (9 α rows per assembly pass)');
+  // A 1×1 layer has one slot per group: one α row per pass, too few to pay off; chunked unless asked.
+  const pw = { x: randomTensor([2, 32, 8, 8], 1), a: randomTensor([4, 3], 2), e: randomTensor([3, 32, 32, 1, 1], 3) };
+  t.equal(kwConvStrategy(pw.x, pw.a, pw.e, g2(1, 2, 1, [1, 1]), {}), 'chunked', 'auto: chunked for a 1×1 layer');
+  t.equal(kwConvStrategy(pw.x, pw.a, pw.e, g2(1, 2, 1, [1, 1]), { strategy: 'panels' }), 'panels');
   const dw = { x: randomTensor([2, 8, 1, 1], 1), a: randomTensor([18, 7], 2), e: randomTensor([7, 8, 1, 1, 1], 3) };
   t.equal(kwConvStrategy(dw.x, dw.a, dw.e, g2(9, 1, 1, [3, 3]), { padding: 1, groups: 8 }), 'chunked');
   t.end();

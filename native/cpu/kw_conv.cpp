@@ -39,7 +39,8 @@ namespace kw {
 // InputMix runs large well-shaped GEMMs over the whole batch and wins up to 1.5× the (weighted)
 // FLOPs. The weight and the margin are from measurements of KW-ResNet-18's layers at 32×32
 // (B 64) and 224×224 (B 16) on 2 cores; each call agreed with the faster strategy there.
-// Panels (where they apply) were faster than chunked on every such layer, and than input mix
+// Panels (where they apply and pay off, see fused_panels_pay_off) were faster than chunked on
+// every KW-ResNet-18 3×3 layer at 32 and 224 px, and than input mix
 // down to 16 output positions (layer3 at 32×32: 7 vs 14 ms forward, 30 vs 40 ms fwd+bwd) but
 // not at 4 or 1 (24 vs 10 ms, 100 vs 9 ms): the plain FLOP comparison.
 KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested) {
@@ -56,7 +57,7 @@ KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, 
   const double mix = L * n * cc * (m + goc * co);
   // Panels do chunked's FLOPs at near GEMM speed (no kernel written out, no BLAS repacking): they
   // replace chunked wherever they apply, and input mix only where it does fewer FLOPs outright.
-  if (cpu::kwk::fused_panels_apply(a, g)) return mix < m * cell * (n + L) ? KwConvStrategy::InputMix : KwConvStrategy::Panels;
+  if (cpu::kwk::fused_panels_apply(a, g) && cpu::kwk::fused_panels_pay_off(a)) return mix < m * cell * (n + L) ? KwConvStrategy::InputMix : KwConvStrategy::Panels;
   return mix < 1.5 * chunked ? KwConvStrategy::InputMix : KwConvStrategy::Chunked;
 }
 

@@ -289,9 +289,20 @@ struct FusedPanels {
 
 }  // namespace
 
+// Panels need groups = 1, cell rows and columns in multiples of 32 and a sample's columns
+// within 4 MB.
 bool fused_panels_apply(const KwAssemblyDims& a, const ConvGeometry& g) {
   return g.groups == 1 && a.co % 32 == 0 && (a.ci * a.ck) % 32 == 0 &&
          a.gs * a.gic * a.ci * a.ck * g.out_spatial() <= (int64_t(1) << 20);
+}
+
+// ... and pay off with at least 8 α rows per assembly pass (gs·gic slots, times 2 when samples
+// pair up): with fewer (a 1×1 layer has gic slots, often 1) each regrouped cell strip is loaded
+// for one or two rows and the assembly runs at a fraction of the GEMM rate. KW-ConvNeXt-T's 1×1
+// layers at 2×2 positions (one slot, 72 cells of 384×384): panels 310 ms forward vs chunked 109.
+bool fused_panels_pay_off(const KwAssemblyDims& a) {
+  const int64_t pair = a.cells * a.cell_size() > (int64_t(4) << 20) ? 2 : 1;  // as FusedPanels::pair
+  return a.gs * a.gic * pair >= 8;
 }
 
 double panel_assembly_seconds(const KwAssemblyDims& a, int64_t samples) {

@@ -22,6 +22,7 @@ void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrateg
 
 // The fused-panel strategy (cpu/kw_conv_fused.cpp): forward and the input gradient.
 bool fused_panels_apply(const KwAssemblyDims& a, const ConvGeometry& g);
+bool fused_panels_pay_off(const KwAssemblyDims& a);  // Auto's extra condition
 void fused_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,
                    const float* cells, const float* bias, float* y);
 void fused_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
