@@ -188,6 +188,15 @@ class WarehouseManager(nn.Module):
             assert end == self.weights[w].shape[0], f'warehouse {w}: {end} cells claimed, {self.weights[w].shape[0]} held'
 
 
+class KWNet(nn.Module):
+    """A network with KW layers: upstream's update_temperature, shared by the KW models below."""
+
+    def update_temperature(self, t):
+        for m in self.modules():
+            if isinstance(m, Attention):
+                m.temp_value = t
+
+
 class BasicBlock(nn.Module):
     def __init__(self, inplanes, planes, stride, downsample, wm, stage_idx, layer_idx):
         super().__init__()
@@ -206,7 +215,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
-class KWResNet18(nn.Module):
+class KWResNet18(KWNet):
     def __init__(self, num_classes, reduction=0.0625, cell_num_ratio=1, cell_inplane_ratio=1, cell_outplane_ratio=1,
                  sharing_range=('layer', 'conv')):
         super().__init__()
@@ -243,11 +252,6 @@ class KWResNet18(nn.Module):
                 nn.init.constant_(m.bias, 0)
         wm.store()
         wm.allocate(self)
-
-    def update_temperature(self, t):
-        for m in self.modules():
-            if isinstance(m, Attention):
-                m.temp_value = t
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -299,7 +303,7 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
 
-class KWMobileNetV2(nn.Module):
+class KWMobileNetV2(KWNet):
     def __init__(self, num_classes, width_mult, reduction=0.0625, cell_num_ratio=1, cell_inplane_ratio=1,
                  cell_outplane_ratio=1, sharing_range=()):
         super().__init__()
@@ -338,11 +342,6 @@ class KWMobileNetV2(nn.Module):
                 nn.init.zeros_(m.bias)
         wm.store()
         wm.allocate(self)
-
-    def update_temperature(self, t):
-        for m in self.modules():
-            if isinstance(m, Attention):
-                m.temp_value = t
 
     def forward(self, x):
         x = F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
@@ -388,7 +387,7 @@ class KWConvNeXtBlock(nn.Module):
         return x + (y if self.gamma is None else self.gamma * y)
 
 
-class KWConvNeXt(nn.Module):
+class KWConvNeXt(KWNet):
     def __init__(self, num_classes, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), reduction=0.0625,
                  cell_num_ratio=1, cell_inplane_ratio=1, cell_outplane_ratio=1, sharing_range=('layer', 'pwconv'),
                  layer_scale_init_value=1e-6, head_init_scale=1.0):
@@ -418,11 +417,6 @@ class KWConvNeXt(nn.Module):
         self.head.bias.data.mul_(head_init_scale)
         wm.store()
         wm.allocate(self)
-
-    def update_temperature(self, t):
-        for m in self.modules():
-            if isinstance(m, Attention):
-                m.temp_value = t
 
     def forward(self, x):
         for down, stage in zip(self.downsample_layers, self.stages):
