@@ -25,6 +25,52 @@ int64_t plane_grain(int64_t work_per_plane) { return std::max<int64_t>(1, (1 << 
 // per row cost more than the compares themselves on small maps.
 constexpr int64_t kCols = 64;
 
+#define KW_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+
+// One plane (see the comment above); an AVX2 clone picked at load time by CPU feature.
+KW_SIMD_CLONES
+void max_pool_plane(const float* xp, const Pool2dGeometry& g, const int64_t* tap_lo, const int64_t* tap_hi, float* yp,
+                    int32_t* ip) {
+  float best[kCols];
+  int32_t bi[kCols];
+  for (int64_t i = 0; i < g.oh; i++) {
+    int64_t h0 = i * g.sh - g.ph;
+    const int64_t h1 = std::min(h0 + (g.kh - 1) * g.dh + 1, g.h);
+    while (h0 < 0) h0 += g.dh;
+    for (int64_t c0 = 0; c0 < g.ow; c0 += kCols) {
+      const int64_t c1 = std::min(g.ow, c0 + kCols);
+      for (int64_t j = c0; j < c1; j++) {
+        // As PyTorch: the first in-bounds element is the argmax until something beats -inf,
+        // and a NaN always takes over.
+        int64_t w0 = j * g.sw - g.pw;
+        const int64_t w1 = std::min(w0 + (g.kw - 1) * g.dw + 1, g.w);
+        while (w0 < 0) w0 += g.dw;
+        best[j - c0] = -std::numeric_limits<float>::infinity();
+        bi[j - c0] = (h0 < h1 && w0 < w1) ? int32_t(h0 * g.w + w0) : -1;
+      }
+      for (int64_t a = 0; a < g.kh; a++) {
+        const int64_t h = i * g.sh - g.ph + a * g.dh;
+        if (h < 0 || h >= g.h) continue;
+        const float* xr = xp + h * g.w;
+        for (int64_t b = 0; b < g.kw; b++) {
+          const int64_t off = b * g.dw - g.pw;
+          const int64_t jlo = std::max(c0, tap_lo[b]);
+          const int64_t jhi = std::min(c1, tap_hi[b]);
+          for (int64_t j = jlo; j < jhi; j++) {
+            const int64_t w = j * g.sw + off;
+            const float v = xr[w];
+            const bool take = (v > best[j - c0]) | (v != v);  // v != v: NaN
+            best[j - c0] = take ? v : best[j - c0];
+            bi[j - c0] = take ? int32_t(h * g.w + w) : bi[j - c0];
+          }
+        }
+      }
+      std::memcpy(yp + i * g.ow + c0, best, size_t(c1 - c0) * sizeof(float));
+      std::memcpy(ip + i * g.ow + c0, bi, size_t(c1 - c0) * sizeof(int32_t));
+    }
+  }
+}
+
 void max_pool2d(const float* x, const Pool2dGeometry& g, float* y, int32_t* idx) {
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
   // Columns j whose tap b lands inside the row: 0 <= j·sw + off < w.
@@ -35,47 +81,8 @@ void max_pool2d(const float* x, const Pool2dGeometry& g, float* y, int32_t* idx)
     tap_hi[size_t(b)] = g.w - off <= 0 ? 0 : std::min(g.ow, (g.w - off + g.sw - 1) / g.sw);
   }
   parallel_for(g.planes, plane_grain(out_plane * g.kh * g.kw), [&](int64_t p0, int64_t p1) {
-    float best[kCols];
-    int32_t bi[kCols];
-    for (int64_t p = p0; p < p1; p++) {
-      const float* xp = x + p * in_plane;
-      for (int64_t i = 0; i < g.oh; i++) {
-        int64_t h0 = i * g.sh - g.ph;
-        const int64_t h1 = std::min(h0 + (g.kh - 1) * g.dh + 1, g.h);
-        while (h0 < 0) h0 += g.dh;
-        for (int64_t c0 = 0; c0 < g.ow; c0 += kCols) {
-          const int64_t c1 = std::min(g.ow, c0 + kCols);
-          for (int64_t j = c0; j < c1; j++) {
-            // As PyTorch: the first in-bounds element is the argmax until something beats -inf,
-            // and a NaN always takes over.
-            int64_t w0 = j * g.sw - g.pw;
-            const int64_t w1 = std::min(w0 + (g.kw - 1) * g.dw + 1, g.w);
-            while (w0 < 0) w0 += g.dw;
-            best[j - c0] = -std::numeric_limits<float>::infinity();
-            bi[j - c0] = (h0 < h1 && w0 < w1) ? int32_t(h0 * g.w + w0) : -1;
-          }
-          for (int64_t a = 0; a < g.kh; a++) {
-            const int64_t h = i * g.sh - g.ph + a * g.dh;
-            if (h < 0 || h >= g.h) continue;
-            const float* xr = xp + h * g.w;
-            for (int64_t b = 0; b < g.kw; b++) {
-              const int64_t off = b * g.dw - g.pw;
-              const int64_t jlo = std::max(c0, tap_lo[size_t(b)]);
-              const int64_t jhi = std::min(c1, tap_hi[size_t(b)]);
-              for (int64_t j = jlo; j < jhi; j++) {
-                const int64_t w = j * g.sw + off;
-                const float v = xr[w];
-                const bool take = (v > best[j - c0]) | (v != v);  // v != v: NaN
-                best[j - c0] = take ? v : best[j - c0];
-                bi[j - c0] = take ? int32_t(h * g.w + w) : bi[j - c0];
-              }
-            }
-          }
-          std::memcpy(y + p * out_plane + i * g.ow + c0, best, size_t(c1 - c0) * sizeof(float));
-          std::memcpy(idx + p * out_plane + i * g.ow + c0, bi, size_t(c1 - c0) * sizeof(int32_t));
-        }
-      }
-    }
+    for (int64_t p = p0; p < p1; p++)
+      max_pool_plane(x + p * in_plane, g, tap_lo.data(), tap_hi.data(), y + p * out_plane, idx + p * out_plane);
   });
 }
 
