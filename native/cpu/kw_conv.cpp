@@ -1,7 +1,8 @@
 // CPU kernels of the fused KernelWarehouse convolution y_b = conv(x_b, W_b) + bias with
 // W_b = α_b·E in upstream's kernel layout (see core/kernels/kw.h), forward and backward side by
 // side. The batch of per-sample kernels (B × out·in·k·k floats, gigabytes for KW-ResNet) is
-// never materialised, and nothing but x, α and E is kept for the backward.
+// never materialised, and nothing but x, α and E is kept for the backward. The third strategy,
+// Panels, lives in cpu/kw_conv_fused.cpp; kw_conv_strategy below picks among the three.
 //
 // Chunked: threads take chunks of a few samples; a chunk's kernels are assembled into
 //   per-thread scratch (about half the L3) and convolved there, then discarded. With groups = 1

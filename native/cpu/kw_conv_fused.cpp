@@ -1,18 +1,22 @@
-// The fused-panel KernelWarehouse convolution (groups = 1, co and ci·ck multiples of 32): the
-// forward and the input gradient without ever writing a per-sample kernel in a BLAS layout.
+// The fused-panel KernelWarehouse convolution (groups = 1, co and ci·ck multiples of 32), forward
+// and backward, without ever writing a per-sample kernel in a BLAS layout.
 //
 // Forward, per sample b, cell-row group og and block of 32 output channels ob:
-//   P [Kp, 32] = α_b,og [R, n] · Et[:, :, ob]   (small_k_gemm: the kernel slice, k-major)
+//   P [Kp, 32] = α_b,og [R, n] · E_o[ob]          (small_k_gemm: the kernel slice, k-major)
 //   y_b[og·co + ob·32 .., :] = Pᵀ · col_b         (packed32_gemm, col_b read in place)
-// with R = gs·gic cell slots per group, Kp = R·ci·ck the tap-major column count and Et the
-// cells regrouped once per call (see regroup), so P's 32-wide rows are 32 output channels.
-// The slice P (Kp·32 floats: 590 KB for KW-ResNet-18's last stage) stays in L2 between the
-// two products; BLAS would repack a per-sample kernel on every call.
+// with R = gs·gic cell slots per group, Kp = R·ci·ck the tap-major column count and E_o the
+// cells regrouped once per call by 32 output channels (see regroup). The slice P (Kp·32 floats:
+// 590 KB for KW-ResNet-18's last stage) stays in L2 between the two products; BLAS would repack
+// a per-sample kernel on every call. With a warehouse over 16 MB two samples share a pass.
 //
 // Input gradient, per sample, group og, slot row r and block of 32 columns kb of the slot:
-//   Q [co, 32] = α_b,og[r] · E[:, :, kb]          (from E regrouped by 32 cell columns)
+//   Q [co, 32] = α_b,og[r] · E_k[kb]               (the cells regrouped by 32 cell columns)
 //   dcol_b[r·cc + kb·32 .., :] += Qᵀ · dY_b[og·co .., :]
-// then col2im. The warehouse gradients (dα, dE) stay in cpu/kw_conv.cpp.
+// then col2im.
+//
+// Warehouse gradients (backward_warehouse, for up to 256 output positions; cpu/kw_conv.cpp's
+// chunked kernels beyond): dT = dY·colᵀ per slot, dα += dT·Eᵀ and dE += αᵀ·dT over L2-sized
+// tiles of the cell.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
