@@ -1,6 +1,9 @@
-// Per-native-call profile of one plain-model train step (the same step as step_ours.js):
-//   node bench/peer/profile_ours.js resnet18 64 32 10
-// Wraps every binding function with a timer; convolutions are split by kernel/groups.
+// Per-native-call profile of one train step (the same step as step_ours.js):
+//   node bench/peer/profile_ours.js resnet18 64 32 10 [byShape] [cellNumRatio]
+//   node bench/peer/profile_ours.js kw_resnet18 16 224 1000 1 1
+// Wraps every binding function with a timer; convolutions are split by kernel/groups, KW
+// convolutions by input shape, assembly dims (m, n, gs, goc, gic, co, ci, ck) and the strategy
+// the cost model picked (1 chunked, 2 input mix, 3 panels). byShape keeps the input sizes apart.
 const path = require('path');
 const { native } = require(path.join(__dirname, '../../dist/lib/native'));
 const stats = new Map();
@@ -14,6 +17,11 @@ for (const [k, f] of Object.entries(native)) {
       const xs = k === 'convForward' ? a[1] : a[2];
       key += ` k${wsh.slice(2).join('x')} g${groups === 1 ? 1 : groups === xs[1] ? 'dw' : groups} C${xs[1]} S${xs.slice(2).join('x')}`;
     }
+    if (k === 'kwConvForward' || k === 'kwConvBackward') {
+      const args = a.slice(4, 12);  // xShape … strategy, at the same place in both calls
+      key += ` C${args[0][1]} S${args[0].slice(2).join('x')} k${args[2]} s${args[3]} d${args[1].slice(1).join(',')}` +
+        ` strategy${native.kwConvStrategy(...args)}`;
+    }
     const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
     const r = f.apply(this, a);
     const dt = Number(process.hrtime.bigint() - t0) / 1e6, c = process.cpuUsage(c0);
@@ -23,8 +31,8 @@ for (const [k, f] of Object.entries(native)) {
   };
 }
 const kw = require(path.join(__dirname, '../../dist/lib'));
-const [name, B, S, C, byShape] = process.argv.slice(2);
-const model = kw.createModel(name, { numClasses: +C });
+const [name, B, S, C, byShape, ratio] = process.argv.slice(2);
+const model = kw.createModel(name, ratio ? { numClasses: +C, cellNumRatio: +ratio } : { numClasses: +C });
 model.train();
 const opt = new kw.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
 const x = kw.randn([+B, 3, +S, +S]);
