@@ -201,5 +201,6 @@ t.test('bad arguments throw errors naming the argument', (t) => {
   t.throws(() => native.kwPanelAssemblySeconds(3, 48, 64, 9, 1, 1, 2), /multiples of 32/);
   t.throws(() => native.kwPanelAssemblySeconds(3, 32, 64, 9, 1, 1, 0), /samples/);
   t.throws(() => native.kwPanelAssemblySeconds(4096, 4096, 4096, 9, 1, 1, 1), /cellOut|512 MB/);
+  t.throws(() => native.kwPanelAssemblySeconds(4096, 32, 32, 27, 64, 64, 4096), /alpha.*512 MB/);
   t.end();
 });

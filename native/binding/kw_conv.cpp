@@ -179,6 +179,8 @@ Napi::Value PanelAssemblySeconds(const Napi::CallbackInfo& info) {
            a.co, " and ", a.ci);
   KW_CHECK(a.cells * a.cell_size() <= (int64_t(1) << 27), "kwPanelAssemblySeconds: the warehouse is over 512 MB");
   a.mixtures = a.gs * a.goc * a.gic;
+  KW_CHECK(samples * a.mixtures * a.cells <= (int64_t(1) << 27), "kwPanelAssemblySeconds: alpha (samples·mixtures·cells = ",
+           samples * a.mixtures * a.cells, ") is over 512 MB");
   const KwKernels* k = backend_for(Device::CPU).kw;
   KW_CHECK(k && k->panel_assembly_seconds, "kwPanelAssemblySeconds: not available in this build");
   return Napi::Number::New(info.Env(), k->panel_assembly_seconds(a, samples));
