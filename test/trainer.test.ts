@@ -10,21 +10,13 @@ import { train, evaluate, TrainArgs, TrainableModel } from '../lib/train/trainer
 import { loadCheckpoint, disposeCheckpoint } from '../lib/train/checkpoint';
 import { Progress } from '../lib/train/progress';
 
-// 4 classes: which quadrant of an 8×8 image is bright
+// 4 classes: which quadrant of an 8×8 image is bright (test/helpers/quadrants.js)
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const { quadrantImages } = require('./helpers/quadrants.js') as {
+  quadrantImages: (n: number, seed: number) => { images: Uint8Array; labels: Uint8Array };
+};
 function quadrants(n: number, seed: number) {
-  const images = new Uint8Array(n * 64);
-  const labels = new Uint8Array(n);
-  let s = seed;
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
-  for (let i = 0; i < n; i++) {
-    const c = i % 4;
-    labels[i] = c;
-    for (let p = 0; p < 64; p++) {
-      const y = p >> 3, x = p & 7;
-      const inQ = (y < 4) === (c < 2) && (x < 4) === (c % 2 === 0);
-      images[i * 64 + p] = Math.min(255, (inQ ? 150 : 40) + Math.floor(rnd() * 60));
-    }
-  }
+  const { images, labels } = quadrantImages(n, seed);
   return toShared(images, labels, [1, 8, 8], 4);
 }
 
