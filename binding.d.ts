@@ -193,7 +193,7 @@ export interface Binding {
   // The fused KW convolution (native/binding/kw_conv.cpp): y = conv(x, kwAssemble(alpha, cells)) + bias
   // without materialising the per-sample kernels. dims: the assembly dims above; kernelSize, stride,
   // dilation: one entry per spatial dim of x; padding: one per dim or 2·dims (all before, then all
-  // after). strategy: 0 auto (cost model), 1 chunked, 2 input mix (groups = 1 only).
+  // after). strategy: 0 auto (cost model), 1 chunked, 2 input mix (groups = 1 only), 3 panels, 4 winograd.
   // samplesPerChunk: a cap on the samples the kernels block together (0: their own choice).
   kwConvForward(x: Storage, alpha: Storage, cells: Storage, bias: Storage | null, xShape: number[], dims: number[],
       kernelSize: number[], stride: number[], padding: number[], dilation: number[], groups: number,
@@ -203,7 +203,7 @@ export interface Binding {
       kernelSize: number[], stride: number[], padding: number[], dilation: number[], groups: number,
       strategy: number, samplesPerChunk: number, needDx: boolean, needDalpha: boolean, needDcells: boolean,
       needDbias: boolean): [Storage | null, Storage | null, Storage | null, Storage | null];
-  /** The strategy the kernels run for these arguments: 1 chunked, 2 input mix. */
+  /** The strategy the kernels run for these arguments: 1 chunked, 2 input mix, 3 panels, 4 winograd. */
   /** Seconds of the panels strategy's forward assembly GEMMs on random data (benchmark hook; cellIn = ci·ck). */
   kwPanelAssemblySeconds(cells: number, cellOut: number, cellIn: number, groupsSpatial: number,
     groupsOutChannel: number, groupsInChannel: number, samples: number): number;

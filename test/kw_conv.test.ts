@@ -54,11 +54,16 @@ const cases: Case[] = [
   { name: 'panels: 17 MB warehouse (samples in pairs), odd batch', x: [3, 256, 2, 3], cells: [65, 256, 256, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
   { name: 'panels: 1×1 downsample, stride 2 (input larger than its columns)', x: [2, 32, 6, 5], cells: [3, 32, 32, 1, 1], geo: g2(1, 2, 1, [1, 1]), opts: { stride: 2 } },
   { name: 'panels: 289 output positions', x: [3, 32, 17, 17], cells: [3, 32, 32, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 } },
+  // Winograd F(2×2, 3×3): 3×3 stride-1 'same' layers with one cell per tap. Odd sizes leave
+  // half tiles on the bottom and right; 1×3 has tiles reaching past the image on both sides.
+  { name: 'winograd: 64 → 32 channels, 5×7 (half tiles), bias', x: [3, 64, 5, 7], cells: [5, 32, 64, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 }, bias: true },
+  { name: 'winograd: 32 → 64 channels, 6×6', x: [2, 32, 6, 6], cells: [4, 64, 32, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 } },
+  { name: 'winograd: 1×3 image', x: [2, 32, 1, 3], cells: [3, 32, 32, 1, 1], geo: g2(9, 1, 1, [3, 3]), opts: { padding: 1 } },
 ];
 
-/** Strategies that apply to a case: input mix and panels need groups = 1. */
+/** Strategies that apply to a case: input mix, panels and Winograd need groups = 1 (a Winograd request where it does not apply runs chunked). */
 const strategiesOf = (c: Case) =>
-  (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix', 'panels'] as const) : (['chunked'] as const);
+  (c.opts.groups ?? 1) === 1 ? (['chunked', 'inputMix', 'panels', 'winograd'] as const) : (['chunked'] as const);
 
 // The unfused reference: assemble the batch of kernels, per-sample conv.
 function reference(x: Tensor, a: Tensor, e: Tensor, b: Tensor | null, c: Case): Tensor {
@@ -162,11 +167,21 @@ t.test('the cost model: input mix for 1×1 outputs of a 3×3 layer, chunked for 
   const wide = { x: randomTensor([2, 32, 4, 4], 1), a: randomTensor([18, 3], 2), e: randomTensor([3, 32, 32, 1, 1], 3) };
   t.equal(kwConvStrategy(wide.x, wide.a, wide.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'panels' }), 'panels');
   t.equal(kwConvStrategy(randomTensor([2, 32, 8, 8], 1), randomTensor([18, 18], 2), randomTensor([18, 32, 32, 1, 1], 3),
-    g2(9, 1, 1, [3, 3]), { padding: 1 }), 'panels', 'auto: panels for a 3×3 layer split by tap (9 α rows per assembly pass)');
+    g2(9, 1, 1, [3, 3]), { padding: 1, stride: 2 }), 'panels', 'auto: panels for a 3×3 layer split by tap (9 α rows per assembly pass)');
   // A 1×1 layer has one slot per group: one α row per pass, too few to pay off; chunked unless asked.
   const pw = { x: randomTensor([2, 32, 8, 8], 1), a: randomTensor([4, 3], 2), e: randomTensor([3, 32, 32, 1, 1], 3) };
   t.equal(kwConvStrategy(pw.x, pw.a, pw.e, g2(1, 2, 1, [1, 1]), {}), 'chunked', 'auto: chunked for a 1×1 layer');
   t.equal(kwConvStrategy(pw.x, pw.a, pw.e, g2(1, 2, 1, [1, 1]), { strategy: 'panels' }), 'panels');
+  // Winograd where it saves a fifth of the panels' multiply-adds: many positions per cell
+  // (KW-ResNet-18's layer1 at 224 px), not at 7×7 with 512 channels (layer4), nor at stride 2.
+  const l1 = { x: randomTensor([1, 64, 56, 56], 1), a: randomTensor([9, 56], 2), e: randomTensor([56, 64, 64, 1, 1], 3) };
+  t.equal(kwConvStrategy(l1.x, l1.a, l1.e, g2(9, 1, 1, [3, 3]), { padding: 1 }), 'winograd', 'auto: winograd for 64 channels at 56×56');
+  t.equal(kwConvStrategy(l1.x, l1.a, l1.e, g2(9, 1, 1, [3, 3]), { padding: 1, stride: 2 }), 'panels', 'stride 2: panels, not winograd');
+  t.equal(kwConvStrategy(l1.x, l1.a, l1.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'winograd', dilation: 2 }), 'chunked',
+    'a winograd request with dilation 2 runs chunked');
+  const l4 = { x: randomTensor([1, 512, 7, 7], 1), a: randomTensor([9, 27], 2), e: randomTensor([27, 512, 512, 1, 1], 3) };
+  t.equal(kwConvStrategy(l4.x, l4.a, l4.e, g2(9, 1, 1, [3, 3]), { padding: 1 }), 'panels', 'auto: panels for 512 channels at 7×7');
+  t.equal(kwConvStrategy(l4.x, l4.a, l4.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'winograd' }), 'winograd');
   const dw = { x: randomTensor([2, 8, 1, 1], 1), a: randomTensor([18, 7], 2), e: randomTensor([7, 8, 1, 1, 1], 3) };
   t.equal(kwConvStrategy(dw.x, dw.a, dw.e, g2(9, 1, 1, [3, 3]), { padding: 1, groups: 8 }), 'chunked');
   t.end();
@@ -191,7 +206,7 @@ t.test('bad arguments throw errors naming the argument', (t) => {
   t.throws(() => call([3, 4, 6, 5], dims, e), /x/);
   t.throws(() => call([4, 4, 5, 5], dims, e), /batch|xShape/);
   t.throws(() => call([3, 4, 5, 5], [3, 9, 7, 9, 1, 1, 4, 4, 2], e), /kernelSize|cells/);
-  t.throws(() => call([3, 4, 5, 5], dims, e, 4), /strategy/);
+  t.throws(() => call([3, 4, 5, 5], dims, e, 5), /strategy/);
   t.throws(() => call([3, 4, 5, 5], [3, 9, 7, 9, 1, 1, 4, 2, 1], e, 2, 2), /input-mix|groups|cells/);
   t.throws(() => native.kwConvBackward(a.storage, x.storage, a.storage, e.storage, [3, 4, 5, 5], dims, [3, 3], [1, 1],
     [1, 1], [1, 1], 1, 0, 0, true, true, true, false), /dy/);

@@ -9,8 +9,8 @@ import type { ConvSize } from './conv';
 import type { KWAssemblyGeometry } from './kw';
 import { checkTensor, wrap } from './util';
 
-export type KWConvStrategy = 'auto' | 'chunked' | 'inputMix' | 'panels';
-const STRATEGY_CODE: Record<KWConvStrategy, number> = { auto: 0, chunked: 1, inputMix: 2, panels: 3 };
+export type KWConvStrategy = 'auto' | 'chunked' | 'inputMix' | 'panels' | 'winograd';
+const STRATEGY_CODE: Record<KWConvStrategy, number> = { auto: 0, chunked: 1, inputMix: 2, panels: 3, winograd: 4 };
 
 export interface KWConvOptions {
   stride?: ConvSize;
@@ -22,7 +22,10 @@ export interface KWConvOptions {
    * 'chunked' assembles a few samples' kernels at a time; 'inputMix' (groups = 1) mixes the
    * input columns with α first, cheaper for few output positions; 'panels' (groups = 1, cell
    * rows and columns multiples of 32) assembles each sample's kernel 32 output channels at a
-   * time into the panel a register-blocked GEMM reads; 'auto' (default) picks by cost.
+   * time into the panel a register-blocked GEMM reads; 'winograd' (3×3, stride 1, padding 1,
+   * one cell per tap, cell rows and columns multiples of 32) does the same for the Winograd
+   * F(2×2, 3×3) kernel, about half the multiply-adds at many output positions; 'auto' (default)
+   * picks by cost. A requested strategy that does not apply runs 'chunked'.
    */
   strategy?: KWConvStrategy;
   /** At most this many samples blocked together (default: the kernels' own choice). A tuning and testing knob. */
@@ -88,7 +91,7 @@ function prepare(fn: string, x: Tensor, alpha: Tensor, cells: Tensor, bias: Tens
   const dilation = perDim(fn, 'dilation', opts.dilation, nd, 1, 1);
   const padding = perDim(fn, 'padding', opts.padding, nd, 0, 0, true);
   const strategyName = opts.strategy ?? 'auto';
-  if (!(strategyName in STRATEGY_CODE)) throw new ArgumentError(fn, 'strategy', '"auto", "chunked", "inputMix" or "panels"', strategyName);
+  if (!(strategyName in STRATEGY_CODE)) throw new ArgumentError(fn, 'strategy', '"auto", "chunked", "inputMix", "panels" or "winograd"', strategyName);
   if (strategyName === 'inputMix' && groups !== 1) throw new ArgumentError(fn, 'strategy', '"auto" or "chunked" when groups > 1', strategyName);
   const samplesPerChunk = opts.samplesPerChunk === undefined ? 0 : checkInt(fn, 'samplesPerChunk', opts.samplesPerChunk, 1);
   const outShape = [B, O];
@@ -128,14 +131,15 @@ export function kwConv(x: Tensor, alpha: Tensor, cells: Tensor, bias: Tensor | n
 }
 
 /**
- * The strategy kwConv runs for these arguments ('chunked', 'inputMix' or 'panels'), by its cost
- * model when opts.strategy is 'auto'. A requested 'panels' that does not apply (groups > 1, or
- * cell rows or columns not multiples of 32) runs 'chunked'.
+ * The strategy kwConv runs for these arguments ('chunked', 'inputMix', 'panels' or 'winograd'), by
+ * its cost model when opts.strategy is 'auto'. A requested 'panels' or 'winograd' that does not
+ * apply (groups > 1, cell rows or columns not multiples of 32; for 'winograd' also anything but
+ * a 3×3, stride-1, padding-1 layer with one cell per tap) runs 'chunked'.
  * @example kwConvStrategy(x, alpha, cells, geometry, { padding: 1 }) // 'inputMix' for a 1×1-output layer
  */
 export function kwConvStrategy(x: Tensor, alpha: Tensor, cells: Tensor, geometry: KWAssemblyGeometry,
   opts: KWConvOptions = {}): Exclude<KWConvStrategy, 'auto'> {
   const p = prepare('kwConvStrategy', x, alpha, cells, null, geometry, opts);
   const code = native.kwConvStrategy(p.xShape, p.dims, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.strategy);
-  return code === 2 ? 'inputMix' : code === 3 ? 'panels' : 'chunked';
+  return code === 2 ? 'inputMix' : code === 3 ? 'panels' : code === 4 ? 'winograd' : 'chunked';
 }

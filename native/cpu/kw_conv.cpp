@@ -48,8 +48,12 @@ KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, 
   const bool mix_ok = g.groups == 1;
   if (requested == KwConvStrategy::InputMix && mix_ok) return requested;
   if (requested == KwConvStrategy::Panels && cpu::kwk::fused_panels_apply(a, g)) return requested;
+  if (requested == KwConvStrategy::Winograd && cpu::kwk::winograd_applies(a, g)) return requested;
   if (requested != KwConvStrategy::Auto) return KwConvStrategy::Chunked;
   if (!mix_ok) return KwConvStrategy::Chunked;
+  // Winograd where it does under 0.8 of the panels' multiply-adds (it also needs none of their
+  // 4 MB column limit); the transforms and its smaller GEMMs cost the rest.
+  if (cpu::kwk::winograd_applies(a, g) && cpu::kwk::winograd_cost_ratio(a, g, false) < 0.8) return KwConvStrategy::Winograd;
   const double L = double(g.out_spatial()), n = double(a.cells), m = double(a.mixtures);
   const double cc = double(a.ci * a.ck), co = double(a.co), goc = double(a.goc), cell = double(a.cell_size());
   const double e_floats = n * cell;
@@ -545,6 +549,7 @@ void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy
                   const float* alpha, const float* cells, const float* bias, float* y) {
   if (g.batch == 0) return;
   const KwConvStrategy chosen = kw_conv_strategy(a, g, s);
+  if (chosen == KwConvStrategy::Winograd) return winograd_forward(a, g, x, alpha, cells, bias, y);
   if (chosen == KwConvStrategy::Panels) return fused_forward(a, g, x, alpha, cells, bias, y);
   if (chosen == KwConvStrategy::InputMix) return Mix(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
   if (CellTiled::applies(a, g)) return CellTiled(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
@@ -557,7 +562,16 @@ void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrateg
                    float* dcells, float* dbias) {
   if (dbias) bias_backward(g, dy, dbias);
   if (!dx && !dalpha && !dcells) return;
-  const KwConvStrategy chosen = kw_conv_strategy(a, g, s);
+  KwConvStrategy chosen = kw_conv_strategy(a, g, s);
+  if (chosen == KwConvStrategy::Winograd) {
+    if (dx) winograd_backward_input(a, g, dy, alpha, cells, dx);
+    if (!dalpha && !dcells) return;
+    // Auto takes the Winograd weight gradient where it saves a fifth of the multiply-adds.
+    if (s == KwConvStrategy::Winograd || winograd_cost_ratio(a, g, true) < 0.8)
+      return winograd_backward_warehouse(a, g, dy, x, alpha, cells, dalpha, dcells);
+    dx = nullptr;  // below: the panels' warehouse gradients (Winograd's conditions include theirs)
+    chosen = KwConvStrategy::Panels;
+  }
   if (chosen == KwConvStrategy::Panels) {
     if (dx) fused_backward_input(a, g, dy, alpha, cells, dx);
     if (!dalpha && !dcells) return;

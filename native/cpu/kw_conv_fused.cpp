@@ -5,7 +5,7 @@
 //   P [Kp, 32] = α_b,og [R, n] · E_o[ob]          (small_k_gemm: the kernel slice, k-major)
 //   y_b[og·co + ob·32 .., :] = Pᵀ · col_b         (packed32_gemm, col_b read in place)
 // with R = gs·gic cell slots per group, Kp = R·ci·ck the tap-major column count and E_o the
-// cells regrouped once per call by 32 output channels (see regroup). The slice P (Kp·32 floats:
+// cells regrouped once per call by 32 output channels (see regroup_cells). The slice P (Kp·32 floats:
 // 590 KB for KW-ResNet-18's last stage) stays in L2 between the two products; BLAS would repack
 // a per-sample kernel on every call. With a warehouse over 16 MB two samples share a pass.
 //
@@ -56,25 +56,6 @@ struct FusedPanels {
       std::memcpy(out + s * a.gic * n, ab + (s * a.goc + og) * a.gic * n, size_t(a.gic * n) * sizeof(float));
   }
 
-  // The cells regrouped so that a small_k_gemm strip (n rows × 32 floats) is contiguous:
-  // by_o[ob][kk][j][w] = E[j][ob·32 + w][kk] (32 output channels a run) for the forward,
-  // by_k[kb][o][j][w] = E[j][o][kb·32 + w] (32 cell columns a run) for the input gradient.
-  StoragePtr regroup(const float* cells, bool by_o) const {
-    StoragePtr out = scratch(n * cell);
-    float* dst = out->as<float>();
-    const int64_t blocks = by_o ? OB : KB, rows = by_o ? cc : co;
-    parallel_for(blocks * rows, 8, [&](int64_t lo, int64_t hi) {
-      for (int64_t br = lo; br < hi; br++) {
-        const int64_t blk = br / rows, r = br % rows;
-        float* d = dst + br * n * 32;
-        for (int64_t j = 0; j < n; j++)
-          for (int64_t w = 0; w < 32; w++)
-            d[j * 32 + w] = by_o ? cells[j * cell + (blk * 32 + w) * cc + r] : cells[j * cell + r * cc + blk * 32 + w];
-      }
-    });
-    return out;
-  }
-
   // C [rows, runs·32] = α rows [rows, n] · the regrouped cells of one block (runs of n × 32).
   void assemble(const float* ab, int64_t rows, const float* block, int64_t runs, float* C) const {
     SmallKGemm p;
@@ -113,7 +94,7 @@ struct FusedPanels {
   }
 
   void forward(const float* x, const float* alpha, const float* cells, const float* bias, float* y) const {
-    StoragePtr ep = regroup(cells, true);
+    StoragePtr ep = regroup_cells(a, cells, true);
     const float* Ep = ep->as<float>();
     const int64_t kPair = pair(), per_pair = a.goc * OB, pairs = (g.batch + kPair - 1) / kPair;
     parallel_for(pairs * per_pair, 1, [&](int64_t lo, int64_t hi) {
@@ -140,7 +121,7 @@ struct FusedPanels {
   }
 
   void backward_input(const float* dy, const float* alpha, const float* cells, float* dx) const {
-    StoragePtr eq = regroup(cells, false);
+    StoragePtr eq = regroup_cells(a, cells, false);
     const float* Eq = eq->as<float>();
     const int64_t kPair = pair(), pairs = (g.batch + kPair - 1) / kPair;
     parallel_for(pairs, 1, [&](int64_t lo, int64_t hi) {
@@ -293,6 +274,26 @@ struct FusedPanels {
 
 }  // namespace
 
+// The cells regrouped so that a small_k_gemm strip (n rows × 32 floats) is contiguous:
+// by_o[ob][kk][j][w] = E[j][ob·32 + w][kk] (32 output channels a run) for the forward,
+// by_k[kb][o][j][w] = E[j][o][kb·32 + w] (32 cell columns a run) for the input gradient.
+StoragePtr regroup_cells(const KwAssemblyDims& a, const float* cells, bool by_o) {
+  const int64_t n = a.cells, cell = a.cell_size(), cc = a.ci * a.ck, co = a.co;
+  StoragePtr out = scratch(n * cell);
+  float* dst = out->as<float>();
+  const int64_t blocks = by_o ? co / 32 : cc / 32, rows = by_o ? cc : co;
+  parallel_for(blocks * rows, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t br = lo; br < hi; br++) {
+      const int64_t blk = br / rows, r = br % rows;
+      float* d = dst + br * n * 32;
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t w = 0; w < 32; w++)
+          d[j * 32 + w] = by_o ? cells[j * cell + (blk * 32 + w) * cc + r] : cells[j * cell + r * cc + blk * 32 + w];
+    }
+  });
+  return out;
+}
+
 // Panels need groups = 1, cell rows and columns in multiples of 32 and a sample's columns
 // within 4 MB.
 bool fused_panels_apply(const KwAssemblyDims& a, const ConvGeometry& g) {
@@ -321,7 +322,7 @@ double panel_assembly_seconds(const KwAssemblyDims& a, int64_t samples) {
     const int64_t len = p == alpha->as<float>() ? samples * d.mixtures * d.cells : d.cells * d.cell_size();
     for (int64_t i = 0; i < len; i++) p[i] = float((state = state * 1664525u + 1013904223u) >> 8) * 0x1p-24f - 0.5f;
   }
-  StoragePtr ep = f.regroup(cells->as<float>(), true);
+  StoragePtr ep = regroup_cells(d, cells->as<float>(), true);
   return f.time_assembly(alpha->as<float>(), ep->as<float>());
 }
 

@@ -2,6 +2,7 @@
 // gathered into cpu::kw_kernels by kw.cpp.
 #pragma once
 #include "core/kernels/kw.h"
+#include "core/storage.h"
 
 namespace kw::cpu::kwk {
 
@@ -27,6 +28,20 @@ void fused_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* 
                    const float* cells, const float* bias, float* y);
 void fused_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
                           const float* cells, float* dx);
+// The Winograd F(2×2, 3×3) strategy (cpu/kw_conv_winograd.cpp) for 3×3 stride-1 'same' layers
+// with one cell per tap; the cost ratio is its multiply-adds over the panels' (warehouse: the
+// weight-gradient pass).
+bool winograd_applies(const KwAssemblyDims& a, const ConvGeometry& g);
+double winograd_cost_ratio(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse);
+void winograd_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,
+                      const float* cells, const float* bias, float* y);
+void winograd_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
+                             const float* cells, float* dx);
+void winograd_backward_warehouse(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* x,
+                                 const float* alpha, const float* cells, float* dalpha, float* dcells);
+
+// The cells regrouped in strips of 32 output channels (by_o) or 32 cell columns (cpu/kw_conv_fused.cpp).
+StoragePtr regroup_cells(const KwAssemblyDims& a, const float* cells, bool by_o);
 double panel_assembly_seconds(const KwAssemblyDims& a, int64_t samples);
 void fused_backward_warehouse(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* x,
                               const float* alpha, const float* cells, float* dalpha, float* dcells);

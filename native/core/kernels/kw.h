@@ -97,8 +97,10 @@ struct KwAssemblyDims {
 // first, V_b = α_bᵀ·col_b, then y = Σ_j E_j·V_j over the whole batch: cheaper when the layer has
 // few output positions. Panels (groups = 1, co and ci·ck multiples of 32) assembles each
 // sample's kernel 32 output channels at a time straight into the packed panel a register-blocked
-// GEMM reads. Auto picks by the FLOP cost model (kw_conv_strategy).
-enum class KwConvStrategy : int { Auto = 0, Chunked = 1, InputMix = 2, Panels = 3 };
+// GEMM reads. Winograd (3×3 stride-1 'same' layers with one cell per tap) assembles the
+// Winograd-domain kernel the same way, as a mixture of the cells, and multiplies F(2×2, 3×3)
+// tiles. Auto picks by the FLOP cost model (kw_conv_strategy).
+enum class KwConvStrategy : int { Auto = 0, Chunked = 1, InputMix = 2, Panels = 3, Winograd = 4 };
 
 // The strategy Auto resolves to (or the requested one when it is applicable).
 KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested);
