@@ -17,6 +17,7 @@
 // Warehouse gradients: dU_b[ξ] = Σ_t (A·dY_t·Aᵀ)[ξ] · V_t[ξ]ᵀ (16 GEMMs over the tiles), then
 //   dβ_b = dU_b·Eᵀ, dα_b = Gkᵀ·dβ_b and dE = Σ_b β_bᵀ·dU_b.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/storage.h"
@@ -24,6 +25,8 @@
 #include "cpu/kw_impl.h"
 #include "cpu/simd_gemm.h"
 #include "cpu/tables.h"
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // vectors never cross a non-inlined call
 
 namespace kw::cpu::kwk {
 namespace {
@@ -33,123 +36,184 @@ constexpr float kG[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, 
 
 StoragePtr scratch(int64_t n) { return new_storage(DType::F32, std::max<int64_t>(1, n)); }
 
-// The transforms work on a tile row at a time with the columns split into even and odd ones, so
-// that every loop runs over the row's tiles with unit stride (and vectorises); the AVX2 clone is
-// picked at load time, as in cpu/conv.cpp.
+// The transforms first split the image (or dY) by row and column parity, so that a tile's
+// inputs sit at the same offset in each part, then compute each tile's 16 (or 4) values in one
+// unit-stride loop over the tiles that vectorises. The AVX2 clone is picked at load time, as in
+// cpu/conv.cpp.
 #define KW_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 
-// V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the 4×4 tile d of channel c at rows 2ty − 1.., columns 2tx − 1..
-// (zero outside the image), from src [C, H, W]; t = ty·tw + tx.
-KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t W, float* V) {
-  const int64_t th = (H + 1) / 2, tw = (W + 1) / 2, T = th * tw, K1 = tw + 1, CT = C * T;
-  // Rows of the tile row split by column parity of the padded row xp[k] = x[k − 1]:
-  // e[r][k] = xp[2k], o[r][k] = xp[2k + 1], k ≤ tw; then Bᵀ's two-term row combinations.
-  std::vector<float> buf(size_t(10 * K1));
-  float* e[4] = {&buf[0], &buf[size_t(K1)], &buf[size_t(2 * K1)], &buf[size_t(3 * K1)]};
-  float* o[4] = {&buf[size_t(4 * K1)], &buf[size_t(5 * K1)], &buf[size_t(6 * K1)], &buf[size_t(7 * K1)]};
-  float *ue = &buf[size_t(8 * K1)], *uo = &buf[size_t(9 * K1)];
-  static constexpr int kRow[4][4] = {{0, 1, 2, -1}, {1, 1, 2, 1}, {2, 1, 1, -1}, {1, 1, 3, -1}};  // Bᵀ: ±d_i ± d_j
-  for (int64_t c = 0; c < C; c++)
-    for (int64_t ty = 0; ty < th; ty++) {
-      for (int r = 0; r < 4; r++) {
-        const int64_t yy = 2 * ty - 1 + r;
-        if (yy < 0 || yy >= H) {
-          std::fill(e[r], e[r] + K1, 0.f);
-          std::fill(o[r], o[r] + K1, 0.f);
-          continue;
-        }
-        const float* row = src + (c * H + yy) * W;
-        e[r][0] = 0.f;
-        for (int64_t k = 1; k < K1; k++) e[r][k] = 2 * k - 1 < W ? row[2 * k - 1] : 0.f;
-        for (int64_t k = 0; k < K1; k++) o[r][k] = 2 * k < W ? row[2 * k] : 0.f;
-      }
-      float* v = V + c * T + ty * tw;
-      for (int a = 0; a < 4; a++) {
-        const int i = kRow[a][0], j = kRow[a][2];
-        const float si = float(kRow[a][1]), sj = float(kRow[a][3]);
-        for (int64_t k = 0; k < K1; k++) ue[k] = si * e[i][k] + sj * e[j][k];
-        for (int64_t k = 0; k < K1; k++) uo[k] = si * o[i][k] + sj * o[j][k];
-        float *v0 = v + (a * 4) * CT, *v1 = v0 + CT, *v2 = v1 + CT, *v3 = v2 + CT;
-        for (int64_t t = 0; t < tw; t++) {  // B over the columns: d_q = xp[2tx + q]
-          v0[t] = ue[t] - ue[t + 1];
-          v1[t] = uo[t] + ue[t + 1];
-          v2[t] = ue[t + 1] - uo[t];
-          v3[t] = uo[t] - uo[t + 1];
-        }
-      }
-    }
+// dst[k] = row[2k + off] where 0 ≤ 2k + off < W, else 0, for k < len.
+inline void every_other(const float* row, int64_t W, int64_t off, int64_t len, float* dst) {
+  const int64_t lo = std::min(len, off < 0 ? int64_t(1) : int64_t(0)), hi = std::clamp<int64_t>((W - off + 1) / 2, lo, len);
+  std::fill(dst, dst + lo, 0.f);
+  for (int64_t k = lo; k < hi; k++) dst[k] = row[2 * k + off];
+  std::fill(dst + hi, dst + len, 0.f);
 }
 
-// dst [rows, H, W] = Aᵀ·m·A per tile, m[ξ] = M[ξ][c][t] (M: [16][rows][T]), plus bias[c].
-KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_t W, const float* bias, float* dst) {
-  const int64_t th = (H + 1) / 2, tw = (W + 1) / 2, T = th * tw, RT = rows * T;
-  std::vector<float> buf(size_t(10 * tw));
-  float* s[2][4];  // (Aᵀ·m)[row][q] over the tile row's tiles
-  for (int r = 0; r < 2; r++)
-    for (int q = 0; q < 4; q++) s[r][q] = &buf[size_t((r * 4 + q) * tw)];
-  float *ev = &buf[size_t(8 * tw)], *od = &buf[size_t(9 * tw)];
-  for (int64_t c = 0; c < rows; c++) {
-    const float b0 = bias ? bias[c] : 0.f;
+typedef float f8 __attribute__((vector_size(32)));
+template <typename X>
+inline __attribute__((always_inline)) X load(const float* p) {
+  X x;
+  std::memcpy(&x, p, sizeof(X));
+  return x;
+}
+template <typename X>
+inline __attribute__((always_inline)) void store(float* p, X x) {
+  std::memcpy(p, &x, sizeof(X));
+}
+
+// fn(X{}, i) over n tiles in vectors of 8 (X = f8), the last one overlapping the one before (the
+// callers' stores are idempotent); one tile at a time (X = float) when n < 8.
+template <typename F>
+inline __attribute__((always_inline)) void over_tiles(int64_t n, F&& fn) {
+  if (n < 8) {
+    for (int64_t i = 0; i < n; i++) fn(0.f, i);
+    return;
+  }
+  for (int64_t i = 0; i + 8 < n; i += 8) fn(f8{}, i);
+  fn(f8{}, n - 8);
+}
+
+// The 16 values of sizeof(X)/4 consecutive tiles of a tile row: row i of tile d[i][q] =
+// xp[2ty + i][2tx + q] comes from the parity parts (e: even column, o: odd; 0: even row, 1:
+// odd; + K1: the next pair of rows); Bᵀ over the rows (u), then B over the columns.
+template <typename X>
+inline __attribute__((always_inline)) void input_tile_columns(const float* e0, const float* o0, const float* e1,
+                                                              const float* o1, int64_t K1, float* v, int64_t CT) {
+  const X a0 = load<X>(e0), a1 = load<X>(o0), a2 = load<X>(e0 + 1), a3 = load<X>(o0 + 1);
+  const X b0 = load<X>(e1), b1 = load<X>(o1), b2 = load<X>(e1 + 1), b3 = load<X>(o1 + 1);
+  const X c0 = load<X>(e0 + K1), c1 = load<X>(o0 + K1), c2 = load<X>(e0 + K1 + 1), c3 = load<X>(o0 + K1 + 1);
+  const X d0 = load<X>(e1 + K1), d1 = load<X>(o1 + K1), d2 = load<X>(e1 + K1 + 1), d3 = load<X>(o1 + K1 + 1);
+  const X u[4][4] = {{a0 - c0, a1 - c1, a2 - c2, a3 - c3},   // d0 − d2
+                     {b0 + c0, b1 + c1, b2 + c2, b3 + c3},   // d1 + d2
+                     {c0 - b0, c1 - b1, c2 - b2, c3 - b3},   // d2 − d1
+                     {b0 - d0, b1 - d1, b2 - d2, b3 - d3}};  // d1 − d3
+  for (int r = 0; r < 4; r++) {
+    store<X>(v + (r * 4 + 0) * CT, u[r][0] - u[r][2]);
+    store<X>(v + (r * 4 + 1) * CT, u[r][1] + u[r][2]);
+    store<X>(v + (r * 4 + 2) * CT, u[r][2] - u[r][1]);
+    store<X>(v + (r * 4 + 3) * CT, u[r][1] - u[r][3]);
+  }
+}
+
+// The 2×2 outputs of sizeof(X)/4 consecutive tiles from m[ξ·RT] (Aᵀ·m·A, plus the bias), by
+// output row and column parity: y00 = (even row, even column), y01, y10, y11.
+template <typename X>
+inline __attribute__((always_inline)) void output_tile_values(const float* m, int64_t RT, float bias, float* y00,
+                                                              float* y01, float* y10, float* y11) {
+  X u0[4], u1[4];  // Aᵀ·m
+  for (int q = 0; q < 4; q++) {
+    const X m0 = load<X>(m + q * RT), m1 = load<X>(m + (4 + q) * RT), m2 = load<X>(m + (8 + q) * RT);
+    const X m3 = load<X>(m + (12 + q) * RT);
+    u0[q] = m0 + m1 + m2;
+    u1[q] = m1 - m2 - m3;
+  }
+  store<X>(y00, u0[0] + u0[1] + u0[2] + bias);  // (Aᵀ·m)·A
+  store<X>(y01, u0[1] - u0[2] - u0[3] + bias);
+  store<X>(y10, u1[0] + u1[1] + u1[2] + bias);
+  store<X>(y11, u1[1] - u1[2] - u1[3] + bias);
+}
+
+// The 16 values A·e·Aᵀ of sizeof(X)/4 consecutive 2×2 tiles e (by row and column parity: e00 ..
+// e11), to d[ξ·RT], A = [[1, 0], [1, 1], [1, −1], [0, −1]].
+template <typename X>
+inline __attribute__((always_inline)) void adjoint_tile_values(const float* p00, const float* p01, const float* p10,
+                                                               const float* p11, float* d, int64_t RT) {
+  const X e00 = load<X>(p00), e01 = load<X>(p01), e10 = load<X>(p10), e11 = load<X>(p11);
+  const X u[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};  // A·e
+  for (int x = 0; x < 4; x++) {  // (A·e)·Aᵀ
+    store<X>(d + (x * 4 + 0) * RT, u[x][0]);
+    store<X>(d + (x * 4 + 1) * RT, u[x][0] + u[x][1]);
+    store<X>(d + (x * 4 + 2) * RT, u[x][0] - u[x][1]);
+    store<X>(d + (x * 4 + 3) * RT, -u[x][1]);
+  }
+}
+
+// V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the 4×4 tile d of channel c at rows 2ty − 1.., columns 2tx − 1..
+// (zero outside the image), from src [C, H, W], for tile rows [ty0, ty1): t = (ty − ty0)·tw + tx.
+KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t W, int64_t ty0, int64_t ty1, float* V) {
+  const int64_t th = ty1 - ty0, tw = (W + 1) / 2, T = th * tw, K1 = tw + 1, CT = C * T;
+  // The padded rows xp[y][x] = src[y − 1][x − 1] (zero outside) of the chunk in four parts by
+  // row and column parity, (th + 1) rows of K1: part[pr·2 + pc][r·K1 + k] = xp[2(ty0 + r) + pr][2k + pc].
+  const int64_t PS = (th + 1) * K1;
+  std::vector<float> buf(size_t(4 * PS));
+  const float* part[4] = {&buf[0], &buf[size_t(PS)], &buf[size_t(2 * PS)], &buf[size_t(3 * PS)]};
+  for (int64_t c = 0; c < C; c++) {
+    for (int64_t yp = 0; yp < 2 * (th + 1); yp++) {
+      float* pe = &buf[size_t((yp % 2) * 2 * PS + (yp / 2) * K1)];
+      const int64_t y = 2 * ty0 + yp - 1;
+      if (y < 0 || y >= H) {
+        std::fill(pe, pe + K1, 0.f);
+        std::fill(pe + PS, pe + PS + K1, 0.f);
+        continue;
+      }
+      every_other(src + (c * H + y) * W, W, -1, K1, pe);      // xp[2k] = x[2k − 1]
+      every_other(src + (c * H + y) * W, W, 0, K1, pe + PS);  // xp[2k + 1] = x[2k]
+    }
     for (int64_t ty = 0; ty < th; ty++) {
-      const float* m = M + c * T + ty * tw;
-      for (int q = 0; q < 4; q++) {
-        const float *m0 = m + q * RT, *m1 = m + (4 + q) * RT, *m2 = m + (8 + q) * RT, *m3 = m + (12 + q) * RT;
-        for (int64_t t = 0; t < tw; t++) {
-          s[0][q][t] = m0[t] + m1[t] + m2[t];
-          s[1][q][t] = m1[t] - m2[t] - m3[t];
-        }
-      }
-      for (int r = 0; r < 2 && 2 * ty + r < H; r++) {
-        for (int64_t t = 0; t < tw; t++) {
-          ev[t] = s[r][0][t] + s[r][1][t] + s[r][2][t] + b0;
-          od[t] = s[r][1][t] - s[r][2][t] - s[r][3][t] + b0;
-        }
-        float* out = dst + (c * H + 2 * ty + r) * W;
-        for (int64_t t = 0; t < W / 2; t++) {
-          out[2 * t] = ev[t];
-          out[2 * t + 1] = od[t];
-        }
-        if (W % 2) out[W - 1] = ev[tw - 1];
-      }
+      // Tile row ty reads padded rows 2ty.. 2ty + 3: parity rows ty (even, odd) and ty + 1.
+      const float* __restrict e0 = part[0] + ty * K1;  // even row, even column
+      const float* __restrict o0 = part[1] + ty * K1;  // even row, odd column
+      const float* __restrict e1 = part[2] + ty * K1;  // odd row, even column
+      const float* __restrict o1 = part[3] + ty * K1;
+      float* const v = V + c * T + ty * tw;  // + ξ·CT
+      over_tiles(tw, [&](auto one, int64_t tx) {
+        input_tile_columns<decltype(one)>(e0 + tx, o0 + tx, e1 + tx, o1 + tx, K1, v + tx, CT);
+      });
     }
   }
 }
 
+// dst [rows, H, W] = Aᵀ·m·A for the tiles of tile rows [ty0, ty1), m[ξ] = M[ξ][c][t − ty0·tw]
+// (M: [16][rows][(ty1 − ty0)·tw]), plus bias[c].
+KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1,
+                                 const float* bias, float* dst) {
+  const int64_t tw = (W + 1) / 2, T = (ty1 - ty0) * tw, RT = rows * T;
+  std::vector<float> buf(size_t(4 * T));
+  float* y[4] = {&buf[0], &buf[size_t(T)], &buf[size_t(2 * T)], &buf[size_t(3 * T)]};  // by row and column parity
+  for (int64_t c = 0; c < rows; c++) {
+    const float b0 = bias ? bias[c] : 0.f;
+    const float* m = M + c * T;
+    over_tiles(T, [&](auto one, int64_t t) {
+      output_tile_values<decltype(one)>(m + t, RT, b0, y[0] + t, y[1] + t, y[2] + t, y[3] + t);
+    });
+    for (int64_t ty = ty0; ty < ty1; ty++)
+      for (int r = 0; r < 2 && 2 * ty + r < H; r++) {
+        float* out = dst + (c * H + 2 * ty + r) * W;
+        const float *e = y[r * 2] + (ty - ty0) * tw, *o = y[r * 2 + 1] + (ty - ty0) * tw;
+        for (int64_t t = 0; t < W / 2; t++) {
+          out[2 * t] = e[t];
+          out[2 * t + 1] = o[t];
+        }
+        if (W % 2) out[W - 1] = e[tw - 1];
+      }
+  }
+}
+
 // The adjoint of output_tiles: D[ξ][c][t] = (A·e·Aᵀ)[ξ] for the 2×2 tile e of src [rows, H, W]
-// (zero past the image), A = [[1, 0], [1, 1], [1, −1], [0, −1]].
-KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t H, int64_t W, float* D) {
-  const int64_t th = (H + 1) / 2, tw = (W + 1) / 2, T = th * tw, RT = rows * T;
-  std::vector<float> buf(size_t(6 * tw));
-  float* ev[2] = {&buf[0], &buf[size_t(tw)]};
-  float* od[2] = {&buf[size_t(2 * tw)], &buf[size_t(3 * tw)]};
-  float *ue = &buf[size_t(4 * tw)], *uo = &buf[size_t(5 * tw)];
-  for (int64_t c = 0; c < rows; c++)
-    for (int64_t ty = 0; ty < th; ty++) {
-      for (int r = 0; r < 2; r++) {
-        const int64_t yy = 2 * ty + r;
-        if (yy >= H) {
-          std::fill(ev[r], ev[r] + tw, 0.f);
-          std::fill(od[r], od[r] + tw, 0.f);
-          continue;
-        }
-        const float* row = src + (c * H + yy) * W;
-        for (int64_t t = 0; t < tw; t++) ev[r][t] = row[2 * t];
-        for (int64_t t = 0; t < tw; t++) od[r][t] = 2 * t + 1 < W ? row[2 * t + 1] : 0.f;
+// (zero past the image), A = [[1, 0], [1, 1], [1, −1], [0, −1]], for tile rows [ty0, ty1).
+KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1,
+                                         float* D) {
+  const int64_t th = ty1 - ty0, tw = (W + 1) / 2, T = th * tw, RT = rows * T;
+  // src split by row and column parity: p[r·2 + q][ty·tw + tx] = src[2(ty0 + ty) + r][2tx + q].
+  std::vector<float> buf(size_t(4 * T));
+  const float* p[4] = {&buf[0], &buf[size_t(T)], &buf[size_t(2 * T)], &buf[size_t(3 * T)]};
+  for (int64_t c = 0; c < rows; c++) {
+    for (int64_t yr = 0; yr < 2 * th; yr++) {
+      float* pe = &buf[size_t((yr % 2) * 2 * T + (yr / 2) * tw)];
+      const int64_t y = 2 * ty0 + yr;
+      if (y >= H) {
+        std::fill(pe, pe + tw, 0.f);
+        std::fill(pe + T, pe + T + tw, 0.f);
+        continue;
       }
-      float* d = D + c * T + ty * tw;
-      for (int x = 0; x < 4; x++) {  // A over the rows: e0, e0 + e1, e0 − e1, −e1
-        const float s0 = x == 3 ? 0.f : 1.f, s1 = x == 0 ? 0.f : x == 1 ? 1.f : -1.f;
-        for (int64_t t = 0; t < tw; t++) ue[t] = s0 * ev[0][t] + s1 * ev[1][t];
-        for (int64_t t = 0; t < tw; t++) uo[t] = s0 * od[0][t] + s1 * od[1][t];
-        float *d0 = d + (x * 4) * RT, *d1 = d0 + RT, *d2 = d1 + RT, *d3 = d2 + RT;
-        for (int64_t t = 0; t < tw; t++) {  // then over the columns
-          d0[t] = ue[t];
-          d1[t] = ue[t] + uo[t];
-          d2[t] = ue[t] - uo[t];
-          d3[t] = -uo[t];
-        }
-      }
+      every_other(src + (c * H + y) * W, W, 0, tw, pe);
+      every_other(src + (c * H + y) * W, W, 1, tw, pe + T);
     }
+    over_tiles(T, [&](auto one, int64_t t) {
+      adjoint_tile_values<decltype(one)>(p[0] + t, p[1] + t, p[2] + t, p[3] + t, D + c * T + t, RT);
+    });
+  }
 }
 
 struct Winograd {
@@ -194,43 +258,50 @@ struct Winograd {
       }
   }
 
-  void transform_input(const float* src, int64_t C, float* V) const { input_tiles(src, C, H, W, V); }
-  void transform_output(const float* M, int64_t rows, const float* bias, float* dst) const {
-    output_tiles(M, rows, H, W, bias, dst);
-  }
-  void transform_output_adjoint(const float* src, int64_t rows, float* D) const { output_tiles_adjoint(src, rows, H, W, D); }
+  // Tile rows per chunk: about 64 tiles, so that a chunk's transformed input and output (16
+  // values per tile and channel) stay in L2 between the transforms and the products.
+  int64_t chunk_rows() const { return std::clamp<int64_t>(64 / tw, 1, th); }
 
-  // out [rows = 32 channels, H, W] from the transformed input V [16][K][T]: each ξ's panel
-  // [K, 32] = β_b[ξ]·(block of regrouped cells, K runs of n × 32), then M_ξ = panelᵀ·V_ξ.
-  void product(const float* beta, const float* block, int64_t K, const float* V, float* P, float* M,
-               const float* bias, float* out) const {
+  // P [16][K][32] for one block of 32 output channels: each ξ's panel [K, 32] =
+  // β_b[ξ]·(the block's regrouped cells, K runs of n × 32).
+  void assemble(const float* beta, const float* block, int64_t K, float* P) const {
     SmallKGemm p;
     p.M = 16, p.N = K * 32, p.K = n;
     p.A = beta, p.a_row = n, p.a_col = 1;
     p.B = block, p.ldb = 32, p.run_stride = n * 32;
     p.C = P, p.ldc = K * 32;
     small_k_gemm(p);
-    for (int64_t xi = 0; xi < 16; xi++) packed32_gemm(K, P + xi * K * 32, V + xi * K * T, T, T, M + xi * 32 * T, T, false);
-    transform_output(M, 32, bias, out);
   }
 
-  // Threads take (sample, block of 32 output channels) items; a sample's transformed input and
-  // mixture rows are made once per thread.
+  // out [out_channels, H, W] per sample from in [K, H, W]: threads take (sample, chunk of tile
+  // rows) items; per item the chunk's input is transformed (V [16][K][nc]), and per block of 32
+  // output channels M_ξ = P_ξᵀ·V_ξ and the output transform. With several chunks a sample's
+  // panels (16·K·out_channels floats) are assembled once and kept; with one, per block.
   void run(const float* in, int64_t K, int64_t out_channels, const float* alpha, bool flip, const float* regrouped,
            const float* bias, float* out) const {
-    const int64_t blocks = out_channels / 32, S = H * W;
-    parallel_for(g.batch * blocks, 1, [&](int64_t lo, int64_t hi) {
-      StoragePtr V = scratch(16 * K * T), P = scratch(16 * K * 32), M = scratch(16 * 32 * T), beta = scratch(16 * n);
+    const int64_t blocks = out_channels / 32, S = H * W, CR = chunk_rows(), chunks = (th + CR - 1) / CR;
+    const bool keep = chunks > 1;
+    parallel_for(g.batch * chunks, 1, [&](int64_t lo, int64_t hi) {
+      StoragePtr Vs = scratch(16 * K * CR * tw), Ms = scratch(16 * 32 * CR * tw);
+      StoragePtr Ps = scratch(16 * K * 32 * (keep ? blocks : 1)), betas = scratch(16 * n);
+      float *V = Vs->as<float>(), *M = Ms->as<float>(), *P = Ps->as<float>(), *beta = betas->as<float>();
       int64_t cur = -1;
       for (int64_t it = lo; it < hi; it++) {
-        const int64_t b = it / blocks, ob = it % blocks;
+        const int64_t b = it / chunks, ty0 = it % chunks * CR, ty1 = std::min(th, ty0 + CR), nc = (ty1 - ty0) * tw;
         if (b != cur) {
-          transform_input(in + b * K * S, K, V->as<float>());
-          mixture_rows(alpha, b, flip, beta->as<float>());
+          mixture_rows(alpha, b, flip, beta);
+          if (keep)
+            for (int64_t ob = 0; ob < blocks; ob++) assemble(beta, regrouped + ob * K * n * 32, K, P + ob * 16 * K * 32);
           cur = b;
         }
-        product(beta->as<float>(), regrouped + ob * K * n * 32, K, V->as<float>(), P->as<float>(), M->as<float>(),
-                bias ? bias + ob * 32 : nullptr, out + (b * out_channels + ob * 32) * S);
+        input_tiles(in + b * K * S, K, H, W, ty0, ty1, V);
+        for (int64_t ob = 0; ob < blocks; ob++) {
+          const float* Pb = keep ? P + ob * 16 * K * 32 : P;
+          if (!keep) assemble(beta, regrouped + ob * K * n * 32, K, P);
+          for (int64_t xi = 0; xi < 16; xi++)
+            packed32_gemm(K, Pb + xi * K * 32, V + xi * K * nc, nc, nc, M + xi * 32 * nc, nc, false);
+          output_tiles(M, 32, H, W, ty0, ty1, bias ? bias + ob * 32 : nullptr, out + (b * out_channels + ob * 32) * S);
+        }
       }
     });
   }
@@ -255,7 +326,8 @@ struct Winograd {
     std::vector<StoragePtr> partial(size_t(dcells ? parts - 1 : 0));
     for (auto& p : partial) p = scratch(n * cell);
     parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
-      StoragePtr Vs = scratch(16 * ci * T), Ds = scratch(16 * co * T), dUs = scratch(G * 16 * cell);
+      const int64_t CR = chunk_rows();
+      StoragePtr Vs = scratch(16 * ci * CR * tw), Ds = scratch(16 * co * CR * tw), dUs = scratch(G * 16 * cell);
       StoragePtr betas = scratch(G * 16 * n), dbetas = scratch(G * 16 * n);
       float *V = Vs->as<float>(), *D = Ds->as<float>(), *dU = dUs->as<float>();
       float *beta = betas->as<float>(), *dbeta = dbetas->as<float>();
@@ -265,11 +337,14 @@ struct Winograd {
         for (int64_t k = k0; k < k1; k++) {
           const int64_t b0 = k * G, nb = std::min(G, g.batch - b0);
           for (int64_t bb = 0; bb < nb; bb++) {
-            transform_input(x + (b0 + bb) * ci * S, ci, V);
-            transform_output_adjoint(dy + (b0 + bb) * co * S, co, D);
-            for (int64_t xi = 0; xi < 16; xi++)  // dU_b[ξ] [co, ci] = D_ξ [co, T] · V_ξᵀ
-              gemm_kernels.gemm(false, true, co, ci, T, 1.f, D + xi * co * T, T, V + xi * ci * T, T, 0.f,
-                                dU + (bb * 16 + xi) * cell, ci);
+            for (int64_t ty0 = 0; ty0 < th; ty0 += CR) {  // dU_b[ξ] [co, ci] = Σ_chunks D_ξ [co, nc] · V_ξᵀ
+              const int64_t ty1 = std::min(th, ty0 + CR), nc = (ty1 - ty0) * tw;
+              input_tiles(x + (b0 + bb) * ci * S, ci, H, W, ty0, ty1, V);
+              output_tiles_adjoint(dy + (b0 + bb) * co * S, co, H, W, ty0, ty1, D);
+              for (int64_t xi = 0; xi < 16; xi++)
+                gemm_kernels.gemm(false, true, co, ci, nc, 1.f, D + xi * co * nc, nc, V + xi * ci * nc, nc,
+                                  ty0 == 0 ? 0.f : 1.f, dU + (bb * 16 + xi) * cell, ci);
+            }
             mixture_rows(alpha, b0 + bb, false, beta + bb * 16 * n);
           }
           if (dalpha) {  // dβ [nb·16, n] = dU · Eᵀ, then dα_b = Gkᵀ·dβ_b
