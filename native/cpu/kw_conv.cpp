@@ -51,9 +51,7 @@ KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, 
   if (requested == KwConvStrategy::Winograd && cpu::kwk::winograd_applies(a, g)) return requested;
   if (requested != KwConvStrategy::Auto) return KwConvStrategy::Chunked;
   if (!mix_ok) return KwConvStrategy::Chunked;
-  // Winograd where it does under 0.8 of the panels' multiply-adds (it also needs none of their
-  // 4 MB column limit); the transforms and its smaller GEMMs cost the rest.
-  if (cpu::kwk::winograd_applies(a, g) && cpu::kwk::winograd_cost_ratio(a, g, false) < 0.8) return KwConvStrategy::Winograd;
+  if (cpu::kwk::winograd_pays_off(a, g, false)) return KwConvStrategy::Winograd;
   const double L = double(g.out_spatial()), n = double(a.cells), m = double(a.mixtures);
   const double cc = double(a.ci * a.ck), co = double(a.co), goc = double(a.goc), cell = double(a.cell_size());
   const double e_floats = n * cell;
@@ -566,8 +564,7 @@ void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrateg
   if (chosen == KwConvStrategy::Winograd) {
     if (dx) winograd_backward_input(a, g, dy, alpha, cells, dx);
     if (!dalpha && !dcells) return;
-    // Auto takes the Winograd weight gradient where it saves a fifth of the multiply-adds.
-    if (s == KwConvStrategy::Winograd || winograd_cost_ratio(a, g, true) < 0.8)
+    if (s == KwConvStrategy::Winograd || winograd_pays_off(a, g, true))
       return winograd_backward_warehouse(a, g, dy, x, alpha, cells, dalpha, dcells);
     dx = nullptr;  // below: the panels' warehouse gradients (Winograd's conditions include theirs)
     chosen = KwConvStrategy::Panels;

@@ -216,6 +216,52 @@ KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t
   }
 }
 
+// The 4×4 U = G·w·Gᵀ of sizeof(X)/4 consecutive 3×3 kernels w[s·stride] (s = r·3 + q), to
+// u[ξ·stride]. G's rows: g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2.
+template <typename X>
+inline __attribute__((always_inline)) void kernel_values(const float* w, float* u, int64_t stride) {
+  X t[4][3];  // G·w
+  for (int q = 0; q < 3; q++) {
+    const X w0 = load<X>(w + q * stride), w1 = load<X>(w + (3 + q) * stride), w2 = load<X>(w + (6 + q) * stride);
+    const X h = .5f * (w0 + w2);
+    t[0][q] = w0, t[1][q] = h + .5f * w1, t[2][q] = h - .5f * w1, t[3][q] = w2;
+  }
+  for (int x = 0; x < 4; x++) {  // (G·w)·Gᵀ
+    const X h = .5f * (t[x][0] + t[x][2]);
+    store<X>(u + (x * 4 + 0) * stride, t[x][0]);
+    store<X>(u + (x * 4 + 1) * stride, h + .5f * t[x][1]);
+    store<X>(u + (x * 4 + 2) * stride, h - .5f * t[x][1]);
+    store<X>(u + (x * 4 + 3) * stride, t[x][2]);
+  }
+}
+
+// The adjoint: dw = Gᵀ·du·G for sizeof(X)/4 consecutive 4×4 du[ξ·stride], to dw[s·stride].
+// Gᵀ's rows: (1, ½, ½, 0), (0, ½, −½, 0), (0, ½, ½, 1).
+template <typename X>
+inline __attribute__((always_inline)) void kernel_values_adjoint(const float* du, float* dw, int64_t stride) {
+  X t[3][4];  // Gᵀ·du
+  for (int y = 0; y < 4; y++) {
+    const X d0 = load<X>(du + y * stride), d1 = load<X>(du + (4 + y) * stride);
+    const X d2 = load<X>(du + (8 + y) * stride), d3 = load<X>(du + (12 + y) * stride);
+    const X h = .5f * (d1 + d2);
+    t[0][y] = d0 + h, t[1][y] = .5f * (d1 - d2), t[2][y] = h + d3;
+  }
+  for (int r = 0; r < 3; r++) {  // (Gᵀ·du)·G
+    const X h = .5f * (t[r][1] + t[r][2]);
+    store<X>(dw + (r * 3 + 0) * stride, t[r][0] + h);
+    store<X>(dw + (r * 3 + 1) * stride, .5f * (t[r][1] - t[r][2]));
+    store<X>(dw + (r * 3 + 2) * stride, h + t[r][3]);
+  }
+}
+
+// u [16][N] = G·w·Gᵀ for N kernels w [9][N] (each a column), and the adjoint dw [9][N] from du [16][N].
+KW_SIMD_CLONES void kernel_tiles(const float* w, int64_t N, float* u) {
+  over_tiles(N, [&](auto one, int64_t e) { kernel_values<decltype(one)>(w + e, u + e, N); });
+}
+KW_SIMD_CLONES void kernel_tiles_adjoint(const float* du, int64_t N, float* dw) {
+  over_tiles(N, [&](auto one, int64_t e) { kernel_values_adjoint<decltype(one)>(du + e, dw + e, N); });
+}
+
 struct Winograd {
   const KwAssemblyDims& a;
   const ConvGeometry& g;
@@ -225,52 +271,27 @@ struct Winograd {
     n = a.cells, cell = a.cell_size(), co = a.co, ci = a.ci;
   }
 
-  // β [16, n] = Gk·α_b; flip takes tap 8 − s for s (the transposed kernel of the input gradient).
-  void mixture_rows(const float* alpha, int64_t b, bool flip, float* beta) const {
+  // α_b's 9 tap rows [9, n]; flip takes tap 8 − s for s (the transposed kernel of the input gradient).
+  void tap_rows(const float* alpha, int64_t b, bool flip, float* rows) const {
     const float* ab = alpha + b * 9 * n;
-    for (int x = 0; x < 4; x++)
-      for (int y = 0; y < 4; y++) {
-        float* row = beta + (x * 4 + y) * n;
-        std::fill(row, row + n, 0.f);
-        for (int r = 0; r < 3; r++)
-          for (int q = 0; q < 3; q++) {
-            const float c = kG[x][r] * kG[y][q];
-            if (c == 0.f) continue;
-            const float* src = ab + (flip ? 8 - (r * 3 + q) : r * 3 + q) * n;
-            for (int64_t j = 0; j < n; j++) row[j] += c * src[j];
-          }
-      }
-  }
-
-  // dα_b [9, n] = Gkᵀ·dβ_b.
-  void mixture_rows_backward(const float* dbeta, float* dalpha_b) const {
-    for (int r = 0; r < 3; r++)
-      for (int q = 0; q < 3; q++) {
-        float* row = dalpha_b + (r * 3 + q) * n;
-        std::fill(row, row + n, 0.f);
-        for (int x = 0; x < 4; x++)
-          for (int y = 0; y < 4; y++) {
-            const float c = kG[x][r] * kG[y][q];
-            if (c == 0.f) continue;
-            const float* src = dbeta + (x * 4 + y) * n;
-            for (int64_t j = 0; j < n; j++) row[j] += c * src[j];
-          }
-      }
+    for (int s = 0; s < 9; s++) std::memcpy(rows + s * n, ab + (flip ? 8 - s : s) * n, size_t(n) * sizeof(float));
   }
 
   // Tile rows per chunk: about 64 tiles, so that a chunk's transformed input and output (16
   // values per tile and channel) stay in L2 between the transforms and the products.
   int64_t chunk_rows() const { return std::clamp<int64_t>(64 / tw, 1, th); }
 
-  // P [16][K][32] for one block of 32 output channels: each ξ's panel [K, 32] =
-  // β_b[ξ]·(the block's regrouped cells, K runs of n × 32).
-  void assemble(const float* beta, const float* block, int64_t K, float* P) const {
+  // P [16][K][32] for one block of 32 output channels: the 9 tap panels [K, 32] = α_b[s]·(the
+  // block's regrouped cells, K runs of n × 32) into P9, then each ξ's panel by G·w·Gᵀ (9n + 16
+  // multiply-adds per element, against 16n for mixing β_b = Gk·α_b directly).
+  void assemble(const float* rows, const float* block, int64_t K, float* P9, float* P) const {
     SmallKGemm p;
-    p.M = 16, p.N = K * 32, p.K = n;
-    p.A = beta, p.a_row = n, p.a_col = 1;
+    p.M = 9, p.N = K * 32, p.K = n;
+    p.A = rows, p.a_row = n, p.a_col = 1;
     p.B = block, p.ldb = 32, p.run_stride = n * 32;
-    p.C = P, p.ldc = K * 32;
+    p.C = P9, p.ldc = K * 32;
     small_k_gemm(p);
+    kernel_tiles(P9, K * 32, P);
   }
 
   // out [out_channels, H, W] per sample from in [K, H, W]: threads take (sample, chunk of tile
@@ -283,21 +304,22 @@ struct Winograd {
     const bool keep = chunks > 1;
     parallel_for(g.batch * chunks, 1, [&](int64_t lo, int64_t hi) {
       StoragePtr Vs = scratch(16 * K * CR * tw), Ms = scratch(16 * 32 * CR * tw);
-      StoragePtr Ps = scratch(16 * K * 32 * (keep ? blocks : 1)), betas = scratch(16 * n);
-      float *V = Vs->as<float>(), *M = Ms->as<float>(), *P = Ps->as<float>(), *beta = betas->as<float>();
+      StoragePtr Ps = scratch(16 * K * 32 * (keep ? blocks : 1)), P9s = scratch(9 * K * 32), rows_s = scratch(9 * n);
+      float *V = Vs->as<float>(), *M = Ms->as<float>(), *P = Ps->as<float>(), *P9 = P9s->as<float>();
+      float* rows = rows_s->as<float>();
       int64_t cur = -1;
       for (int64_t it = lo; it < hi; it++) {
         const int64_t b = it / chunks, ty0 = it % chunks * CR, ty1 = std::min(th, ty0 + CR), nc = (ty1 - ty0) * tw;
         if (b != cur) {
-          mixture_rows(alpha, b, flip, beta);
+          tap_rows(alpha, b, flip, rows);
           if (keep)
-            for (int64_t ob = 0; ob < blocks; ob++) assemble(beta, regrouped + ob * K * n * 32, K, P + ob * 16 * K * 32);
+            for (int64_t ob = 0; ob < blocks; ob++) assemble(rows, regrouped + ob * K * n * 32, K, P9, P + ob * 16 * K * 32);
           cur = b;
         }
         input_tiles(in + b * K * S, K, H, W, ty0, ty1, V);
         for (int64_t ob = 0; ob < blocks; ob++) {
           const float* Pb = keep ? P + ob * 16 * K * 32 : P;
-          if (!keep) assemble(beta, regrouped + ob * K * n * 32, K, P);
+          if (!keep) assemble(rows, regrouped + ob * K * n * 32, K, P9, P);
           for (int64_t xi = 0; xi < 16; xi++)
             packed32_gemm(K, Pb + xi * K * 32, V + xi * K * nc, nc, nc, M + xi * 32 * nc, nc, false);
           output_tiles(M, 32, H, W, ty0, ty1, bias ? bias + ob * 32 : nullptr, out + (b * out_channels + ob * 32) * S);
@@ -316,21 +338,20 @@ struct Winograd {
     run(dy, co, ci, alpha, true, by_k->as<float>(), nullptr, dx);
   }
 
-  // Threads take parts of the batch, in chunks of G samples whose dU (16 cells each) fit 8 MB;
+  // Threads take parts of the batch, in chunks of G samples whose dW (9 cells each) fit 8 MB;
   // dE is summed per part, in part order.
   void backward_warehouse(const float* dy, const float* x, const float* alpha, const float* cells, float* dalpha,
                           float* dcells) const {
     const int64_t S = H * W, threads = num_threads(), per_thread = (g.batch + threads - 1) / threads;
-    const int64_t G = std::clamp<int64_t>((int64_t(2) << 20) / (16 * cell), 1, per_thread);
+    const int64_t G = std::clamp<int64_t>((int64_t(2) << 20) / (9 * cell), 1, per_thread);
     const int64_t chunks = (g.batch + G - 1) / G, parts = std::min(threads, chunks);
     std::vector<StoragePtr> partial(size_t(dcells ? parts - 1 : 0));
     for (auto& p : partial) p = scratch(n * cell);
     parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
       const int64_t CR = chunk_rows();
-      StoragePtr Vs = scratch(16 * ci * CR * tw), Ds = scratch(16 * co * CR * tw), dUs = scratch(G * 16 * cell);
-      StoragePtr betas = scratch(G * 16 * n), dbetas = scratch(G * 16 * n);
-      float *V = Vs->as<float>(), *D = Ds->as<float>(), *dU = dUs->as<float>();
-      float *beta = betas->as<float>(), *dbeta = dbetas->as<float>();
+      StoragePtr Vs = scratch(16 * ci * CR * tw), Ds = scratch(16 * co * CR * tw), dUs = scratch(16 * cell);
+      StoragePtr dWs = scratch(G * 9 * cell);
+      float *V = Vs->as<float>(), *D = Ds->as<float>(), *dU = dUs->as<float>(), *dW = dWs->as<float>();
       for (int64_t part = lo; part < hi; part++) {
         const int64_t k0 = part * chunks / parts, k1 = (part + 1) * chunks / parts;
         float* acc = dcells ? (part == 0 ? dcells : partial[size_t(part - 1)]->as<float>()) : nullptr;
@@ -343,19 +364,17 @@ struct Winograd {
               output_tiles_adjoint(dy + (b0 + bb) * co * S, co, H, W, ty0, ty1, D);
               for (int64_t xi = 0; xi < 16; xi++)
                 gemm_kernels.gemm(false, true, co, ci, nc, 1.f, D + xi * co * nc, nc, V + xi * ci * nc, nc,
-                                  ty0 == 0 ? 0.f : 1.f, dU + (bb * 16 + xi) * cell, ci);
+                                  ty0 == 0 ? 0.f : 1.f, dU + xi * cell, ci);
             }
-            mixture_rows(alpha, b0 + bb, false, beta + bb * 16 * n);
+            kernel_tiles_adjoint(dU, cell, dW + bb * 9 * cell);  // the tap kernels' gradient dW_b = Gᵀ·dU_b·G
           }
-          if (dalpha) {  // dβ [nb·16, n] = dU · Eᵀ, then dα_b = Gkᵀ·dβ_b
-            gemm_kernels.gemm(false, true, nb * 16, n, cell, 1.f, dU, cell, cells, cell, 0.f, dbeta, n);
-            for (int64_t bb = 0; bb < nb; bb++) mixture_rows_backward(dbeta + bb * 16 * n, dalpha + (b0 + bb) * 9 * n);
-          }
-          if (acc) {  // dE [n, cell] (+)= βᵀ [n, nb·16] · dU [nb·16, cell]
+          if (dalpha)  // dα [nb·9, n] = dW · Eᵀ
+            gemm_kernels.gemm(false, true, nb * 9, n, cell, 1.f, dW, cell, cells, cell, 0.f, dalpha + b0 * 9 * n, n);
+          if (acc) {  // dE [n, cell] (+)= αᵀ [n, nb·9] · dW [nb·9, cell]
             SmallKGemm p;
-            p.M = n, p.N = cell, p.K = nb * 16;
-            p.A = beta, p.a_row = 1, p.a_col = n;
-            p.B = dU, p.ldb = cell;
+            p.M = n, p.N = cell, p.K = nb * 9;
+            p.A = alpha + b0 * 9 * n, p.a_row = 1, p.a_col = n;
+            p.B = dW, p.ldb = cell;
             p.beta = k == k0 ? 0.f : 1.f;
             p.C = acc, p.ldc = cell;
             small_k_gemm(p);
@@ -384,12 +403,21 @@ bool winograd_applies(const KwAssemblyDims& a, const ConvGeometry& g) {
          a.ck == 1 && a.co % 32 == 0 && a.ci % 32 == 0 && g.in_channels == a.ci && g.out_channels == a.co;
 }
 
-// Multiply-adds per sample and cell element: Winograd 16·(n + T) against the panels' 9·(n + L),
-// forward and input gradient alike; the warehouse gradients are 16·(2n + T) against 9·(2n + L).
-double winograd_cost_ratio(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse) {
+// Where it applies, Auto takes Winograd when it does under 0.8 of the panels' multiply-adds per
+// sample and cell element: 9·n + 16·T (the kernel transform's adds counted as 32) against
+// 9·(n + L) for the forward and input gradient, 18·n + 16·T against 9·(2n + L) for the
+// warehouse gradients. Measured on KW-ResNet-18's layers (B 16, 2 cores), the transforms and
+// short products cost more than the count says at few tiles: at 7×7 (T = 16, ratio 0.78) it was
+// 1.3× slower than panels, so it needs 32 tiles; and the warehouse gradients need each sample's
+// 16 dU cells within 1 MB (at 256 channels, 4 MB: 46 vs 43 ms for panels, ratio 0.64). Times
+// against panels (chunked at 56×56): forward 0.59 at 64 channels and 56×56, 0.63 at 128 and
+// 28×28, 0.79 at 256 and 14×14; warehouse gradients 0.62 and 0.68 at the first two.
+bool winograd_pays_off(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse) {
+  if (!winograd_applies(a, g)) return false;
   const double n = double(a.cells), L = double(g.out_spatial());
   const double T = double(((g.out[1] + 1) / 2) * ((g.out[2] + 1) / 2)), k = warehouse ? 2.0 : 1.0;
-  return 16.0 * (k * n + T) / (9.0 * (k * n + L));
+  const double ratio = (9.0 * k * n + 16.0 * T + 32.0) / (9.0 * (k * n + L));
+  return ratio < 0.8 && T >= 32 && (!warehouse || 16 * a.cell_size() <= (int64_t(1) << 18));
 }
 
 void winograd_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,

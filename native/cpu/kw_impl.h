@@ -29,10 +29,10 @@ void fused_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* 
 void fused_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
                           const float* cells, float* dx);
 // The Winograd F(2×2, 3×3) strategy (cpu/kw_conv_winograd.cpp) for 3×3 stride-1 'same' layers
-// with one cell per tap; the cost ratio is its multiply-adds over the panels' (warehouse: the
-// weight-gradient pass).
+// with one cell per tap; whether Auto takes it for the forward and input gradient, or (warehouse)
+// for the weight-gradient pass.
 bool winograd_applies(const KwAssemblyDims& a, const ConvGeometry& g);
-double winograd_cost_ratio(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse);
+bool winograd_pays_off(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse);
 void winograd_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,
                       const float* cells, const float* bias, float* y);
 void winograd_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
