@@ -51,7 +51,7 @@ KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, 
   if (requested == KwConvStrategy::Winograd && cpu::kwk::winograd_applies(a, g)) return requested;
   if (requested != KwConvStrategy::Auto) return KwConvStrategy::Chunked;
   if (!mix_ok) return KwConvStrategy::Chunked;
-  if (cpu::kwk::winograd_pays_off(a, g, false)) return KwConvStrategy::Winograd;
+  if (cpu::kwk::winograd_tile(a, g, false, false)) return KwConvStrategy::Winograd;
   const double L = double(g.out_spatial()), n = double(a.cells), m = double(a.mixtures);
   const double cc = double(a.ci * a.ck), co = double(a.co), goc = double(a.goc), cell = double(a.cell_size());
   const double e_floats = n * cell;
@@ -547,7 +547,8 @@ void conv_forward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy
                   const float* alpha, const float* cells, const float* bias, float* y) {
   if (g.batch == 0) return;
   const KwConvStrategy chosen = kw_conv_strategy(a, g, s);
-  if (chosen == KwConvStrategy::Winograd) return winograd_forward(a, g, x, alpha, cells, bias, y);
+  if (chosen == KwConvStrategy::Winograd)
+    return winograd_forward(a, g, winograd_tile(a, g, false, s == KwConvStrategy::Winograd), x, alpha, cells, bias, y);
   if (chosen == KwConvStrategy::Panels) return fused_forward(a, g, x, alpha, cells, bias, y);
   if (chosen == KwConvStrategy::InputMix) return Mix(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
   if (CellTiled::applies(a, g)) return CellTiled(a, g, samples_per_chunk).forward(x, alpha, cells, bias, y);
@@ -562,10 +563,11 @@ void conv_backward(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrateg
   if (!dx && !dalpha && !dcells) return;
   KwConvStrategy chosen = kw_conv_strategy(a, g, s);
   if (chosen == KwConvStrategy::Winograd) {
-    if (dx) winograd_backward_input(a, g, dy, alpha, cells, dx);
+    const bool requested = s == KwConvStrategy::Winograd;
+    if (dx) winograd_backward_input(a, g, winograd_tile(a, g, false, requested), dy, alpha, cells, dx);
     if (!dalpha && !dcells) return;
-    if (s == KwConvStrategy::Winograd || winograd_pays_off(a, g, true))
-      return winograd_backward_warehouse(a, g, dy, x, alpha, cells, dalpha, dcells);
+    if (const int tile = winograd_tile(a, g, true, requested))
+      return winograd_backward_warehouse(a, g, tile, dy, x, alpha, cells, dalpha, dcells);
     dx = nullptr;  // below: the panels' warehouse gradients (Winograd's conditions include theirs)
     chosen = KwConvStrategy::Panels;
   }

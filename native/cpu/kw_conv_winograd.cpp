@@ -17,7 +17,9 @@
 // Warehouse gradients: dU_b[ξ] = Σ_t (A·dY_t·Aᵀ)[ξ] · V_t[ξ]ᵀ (16 GEMMs over the tiles), then
 //   dβ_b = dU_b·Eᵀ, dα_b = Gkᵀ·dβ_b and dE = Σ_b β_bᵀ·dU_b.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/storage.h"
@@ -31,24 +33,35 @@
 namespace kw::cpu::kwk {
 namespace {
 
-// G of F(2×2, 3×3); Bᵀ and Aᵀ are written out in the transforms below.
-constexpr float kG[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
-
 StoragePtr scratch(int64_t n) { return new_storage(DType::F32, std::max<int64_t>(1, n)); }
 
-// The transforms first split the image (or dY) by row and column parity, so that a tile's
-// inputs sit at the same offset in each part, then compute each tile's 16 (or 4) values in one
-// unit-stride loop over the tiles that vectorises. The AVX2 clone is picked at load time, as in
-// cpu/conv.cpp.
-#define KW_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+// F(m×m, 3×3) for m = 2 and 4 (Lavin & Gray): input tiles of A = m + 2, Y = Aᵀ·[(G·w·Gᵀ) ⊙ (Bᵀ·d·B)]·A.
+template <int TM>
+struct Tiles;
+template <>
+struct Tiles<2> {
+  static constexpr int A = 4;
+  static constexpr float Bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  static constexpr float G[4][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
+  static constexpr float At[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+};
+template <>
+struct Tiles<4> {
+  static constexpr int A = 6;
+  static constexpr float Bt[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr float G[6][3] = {{1 / 4.f, 0, 0},          {-1 / 6.f, -1 / 6.f, -1 / 6.f}, {-1 / 6.f, 1 / 6.f, -1 / 6.f},
+                                    {1 / 24.f, 1 / 12.f, 1 / 6.f}, {1 / 24.f, -1 / 12.f, 1 / 6.f}, {0, 0, 1}};
+  static constexpr float At[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+};
 
-// dst[k] = row[2k + off] where 0 ≤ 2k + off < W, else 0, for k < len.
-inline void every_other(const float* row, int64_t W, int64_t off, int64_t len, float* dst) {
-  const int64_t lo = std::min(len, off < 0 ? int64_t(1) : int64_t(0)), hi = std::clamp<int64_t>((W - off + 1) / 2, lo, len);
-  std::fill(dst, dst + lo, 0.f);
-  for (int64_t k = lo; k < hi; k++) dst[k] = row[2 * k + off];
-  std::fill(dst + hi, dst + len, 0.f);
-}
+// The transforms first split the image (or dY) by row and column index modulo m, so that a
+// tile's inputs sit at the same offset in each part, then compute sizeof(X)/4 tiles at once in a
+// unit-stride loop over the tiles (X = 8-float vectors). The matrices are compile-time constants
+// in fully unrolled products, so their zeros and ±1s cost nothing. The AVX2 clone is picked at
+// load time, as in cpu/conv.cpp.
+#define KW_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define KW_UNROLL _Pragma("GCC unroll 36")
 
 typedef float f8 __attribute__((vector_size(32)));
 template <typename X>
@@ -60,6 +73,39 @@ inline __attribute__((always_inline)) X load(const float* p) {
 template <typename X>
 inline __attribute__((always_inline)) void store(float* p, X x) {
   std::memcpy(p, &x, sizeof(X));
+}
+
+// out = M·in (transpose_m: Mᵀ·in) for a constant M: the terms with a zero coefficient vanish.
+template <bool transpose_m, typename X, int R, int K, int C, int MR, int MC>
+inline __attribute__((always_inline)) void mul_left(const float (&M)[MR][MC], const X (&in)[K][C], X (&out)[R][C]) {
+  KW_UNROLL for (int i = 0; i < R; i++)
+    KW_UNROLL for (int c = 0; c < C; c++) {
+      X acc{};
+      bool first = true;
+      KW_UNROLL for (int k = 0; k < K; k++) {
+        const float w = transpose_m ? M[k][i] : M[i][k];
+        if (w == 0.f) continue;
+        acc = first ? w * in[k][c] : acc + w * in[k][c];
+        first = false;
+      }
+      out[i][c] = acc;
+    }
+}
+// out = in·Mᵀ (transpose_m) or in·M.
+template <bool transpose_m, typename X, int R, int K, int C, int MR, int MC>
+inline __attribute__((always_inline)) void mul_right(const X (&in)[R][K], const float (&M)[MR][MC], X (&out)[R][C]) {
+  KW_UNROLL for (int r = 0; r < R; r++)
+    KW_UNROLL for (int j = 0; j < C; j++) {
+      X acc{};
+      bool first = true;
+      KW_UNROLL for (int k = 0; k < K; k++) {
+        const float w = transpose_m ? M[j][k] : M[k][j];
+        if (w == 0.f) continue;
+        acc = first ? w * in[r][k] : acc + w * in[r][k];
+        first = false;
+      }
+      out[r][j] = acc;
+    }
 }
 
 // fn(X{}, i) over n tiles in vectors of 8 (X = f8), the last one overlapping the one before (the
@@ -74,200 +120,157 @@ inline __attribute__((always_inline)) void over_tiles(int64_t n, F&& fn) {
   fn(f8{}, n - 8);
 }
 
-// The 16 values of sizeof(X)/4 consecutive tiles of a tile row: row i of tile d[i][q] =
-// xp[2ty + i][2tx + q] comes from the parity parts (e: even column, o: odd; 0: even row, 1:
-// odd; + K1: the next pair of rows); Bᵀ over the rows (u), then B over the columns.
-template <typename X>
-inline __attribute__((always_inline)) void input_tile_columns(const float* e0, const float* o0, const float* e1,
-                                                              const float* o1, int64_t K1, float* v, int64_t CT) {
-  const X a0 = load<X>(e0), a1 = load<X>(o0), a2 = load<X>(e0 + 1), a3 = load<X>(o0 + 1);
-  const X b0 = load<X>(e1), b1 = load<X>(o1), b2 = load<X>(e1 + 1), b3 = load<X>(o1 + 1);
-  const X c0 = load<X>(e0 + K1), c1 = load<X>(o0 + K1), c2 = load<X>(e0 + K1 + 1), c3 = load<X>(o0 + K1 + 1);
-  const X d0 = load<X>(e1 + K1), d1 = load<X>(o1 + K1), d2 = load<X>(e1 + K1 + 1), d3 = load<X>(o1 + K1 + 1);
-  const X u[4][4] = {{a0 - c0, a1 - c1, a2 - c2, a3 - c3},   // d0 − d2
-                     {b0 + c0, b1 + c1, b2 + c2, b3 + c3},   // d1 + d2
-                     {c0 - b0, c1 - b1, c2 - b2, c3 - b3},   // d2 − d1
-                     {b0 - d0, b1 - d1, b2 - d2, b3 - d3}};  // d1 − d3
-  for (int r = 0; r < 4; r++) {
-    store<X>(v + (r * 4 + 0) * CT, u[r][0] - u[r][2]);
-    store<X>(v + (r * 4 + 1) * CT, u[r][1] + u[r][2]);
-    store<X>(v + (r * 4 + 2) * CT, u[r][2] - u[r][1]);
-    store<X>(v + (r * 4 + 3) * CT, u[r][1] - u[r][3]);
-  }
+// dst[k] = row[step·k + off] where that is inside [0, W), else 0, for k < len.
+inline void every_nth(const float* row, int64_t W, int64_t step, int64_t off, int64_t len, float* dst) {
+  const int64_t lo = std::min<int64_t>(len, off < 0 ? 1 : 0);
+  const int64_t hi = std::clamp<int64_t>((W - off + step - 1) / step, lo, len);
+  std::fill(dst, dst + lo, 0.f);
+  for (int64_t k = lo; k < hi; k++) dst[k] = row[step * k + off];
+  std::fill(dst + hi, dst + len, 0.f);
 }
 
-// The 2×2 outputs of sizeof(X)/4 consecutive tiles from m[ξ·RT] (Aᵀ·m·A, plus the bias), by
-// output row and column parity: y00 = (even row, even column), y01, y10, y11.
-template <typename X>
-inline __attribute__((always_inline)) void output_tile_values(const float* m, int64_t RT, float bias, float* y00,
-                                                              float* y01, float* y10, float* y11) {
-  X u0[4], u1[4];  // Aᵀ·m
-  for (int q = 0; q < 4; q++) {
-    const X m0 = load<X>(m + q * RT), m1 = load<X>(m + (4 + q) * RT), m2 = load<X>(m + (8 + q) * RT);
-    const X m3 = load<X>(m + (12 + q) * RT);
-    u0[q] = m0 + m1 + m2;
-    u1[q] = m1 - m2 - m3;
-  }
-  store<X>(y00, u0[0] + u0[1] + u0[2] + bias);  // (Aᵀ·m)·A
-  store<X>(y01, u0[1] - u0[2] - u0[3] + bias);
-  store<X>(y10, u1[0] + u1[1] + u1[2] + bias);
-  store<X>(y11, u1[1] - u1[2] - u1[3] + bias);
-}
-
-// The 16 values A·e·Aᵀ of sizeof(X)/4 consecutive 2×2 tiles e (by row and column parity: e00 ..
-// e11), to d[ξ·RT], A = [[1, 0], [1, 1], [1, −1], [0, −1]].
-template <typename X>
-inline __attribute__((always_inline)) void adjoint_tile_values(const float* p00, const float* p01, const float* p10,
-                                                               const float* p11, float* d, int64_t RT) {
-  const X e00 = load<X>(p00), e01 = load<X>(p01), e10 = load<X>(p10), e11 = load<X>(p11);
-  const X u[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};  // A·e
-  for (int x = 0; x < 4; x++) {  // (A·e)·Aᵀ
-    store<X>(d + (x * 4 + 0) * RT, u[x][0]);
-    store<X>(d + (x * 4 + 1) * RT, u[x][0] + u[x][1]);
-    store<X>(d + (x * 4 + 2) * RT, u[x][0] - u[x][1]);
-    store<X>(d + (x * 4 + 3) * RT, -u[x][1]);
-  }
-}
-
-// V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the 4×4 tile d of channel c at rows 2ty − 1.., columns 2tx − 1..
+// V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the A×A tile d of channel c at rows m·ty − 1.., columns m·tx − 1..
 // (zero outside the image), from src [C, H, W], for tile rows [ty0, ty1): t = (ty − ty0)·tw + tx.
+template <int TM>
 KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t W, int64_t ty0, int64_t ty1, float* V) {
-  const int64_t th = ty1 - ty0, tw = (W + 1) / 2, T = th * tw, K1 = tw + 1, CT = C * T;
-  // The padded rows xp[y][x] = src[y − 1][x − 1] (zero outside) of the chunk in four parts by
-  // row and column parity, (th + 1) rows of K1: part[pr·2 + pc][r·K1 + k] = xp[2(ty0 + r) + pr][2k + pc].
+  constexpr int A = Tiles<TM>::A;
+  const int64_t th = ty1 - ty0, tw = (W + TM - 1) / TM, T = th * tw, K1 = tw + 1, CT = C * T;
+  // The padded rows xp[y][x] = src[y − 1][x − 1] (zero outside) of the chunk in m·m parts by row
+  // and column index modulo m, th + 1 rows of K1: part[pr·m + pc][r·K1 + k] = xp[m(ty0 + r) + pr][m·k + pc].
+  // Tile (ty, tx)'s d[i][q] is part[(i % m)·m + q % m][(ty + i / m)·K1 + tx + q / m].
   const int64_t PS = (th + 1) * K1;
-  std::vector<float> buf(size_t(4 * PS));
-  const float* part[4] = {&buf[0], &buf[size_t(PS)], &buf[size_t(2 * PS)], &buf[size_t(3 * PS)]};
+  std::vector<float> buf(size_t(TM * TM * PS));
   for (int64_t c = 0; c < C; c++) {
-    for (int64_t yp = 0; yp < 2 * (th + 1); yp++) {
-      float* pe = &buf[size_t((yp % 2) * 2 * PS + (yp / 2) * K1)];
-      const int64_t y = 2 * ty0 + yp - 1;
-      if (y < 0 || y >= H) {
-        std::fill(pe, pe + K1, 0.f);
-        std::fill(pe + PS, pe + PS + K1, 0.f);
-        continue;
+    for (int64_t r = 0; r <= th; r++)
+      for (int pr = 0; pr < TM; pr++) {
+        const int64_t y = TM * (ty0 + r) + pr - 1;
+        for (int pc = 0; pc < TM; pc++) {
+          float* dst = &buf[size_t((pr * TM + pc) * PS + r * K1)];
+          if (y < 0 || y >= H) std::fill(dst, dst + K1, 0.f);
+          else every_nth(src + (c * H + y) * W, W, TM, pc - 1, K1, dst);
+        }
       }
-      every_other(src + (c * H + y) * W, W, -1, K1, pe);      // xp[2k] = x[2k − 1]
-      every_other(src + (c * H + y) * W, W, 0, K1, pe + PS);  // xp[2k + 1] = x[2k]
-    }
     for (int64_t ty = 0; ty < th; ty++) {
-      // Tile row ty reads padded rows 2ty.. 2ty + 3: parity rows ty (even, odd) and ty + 1.
-      const float* __restrict e0 = part[0] + ty * K1;  // even row, even column
-      const float* __restrict o0 = part[1] + ty * K1;  // even row, odd column
-      const float* __restrict e1 = part[2] + ty * K1;  // odd row, even column
-      const float* __restrict o1 = part[3] + ty * K1;
       float* const v = V + c * T + ty * tw;  // + ξ·CT
       over_tiles(tw, [&](auto one, int64_t tx) {
-        input_tile_columns<decltype(one)>(e0 + tx, o0 + tx, e1 + tx, o1 + tx, K1, v + tx, CT);
+        using X = decltype(one);
+        X d[A][A], u[A][A], w[A][A];
+        KW_UNROLL for (int i = 0; i < A; i++)
+          KW_UNROLL for (int q = 0; q < A; q++)
+            d[i][q] = load<X>(&buf[size_t(((i % TM) * TM + q % TM) * PS + (ty + i / TM) * K1 + tx + q / TM)]);
+        mul_left<false>(Tiles<TM>::Bt, d, u);   // Bᵀ·d
+        mul_right<true>(u, Tiles<TM>::Bt, w);   // (Bᵀ·d)·B
+        KW_UNROLL for (int i = 0; i < A; i++)
+          KW_UNROLL for (int q = 0; q < A; q++) store<X>(v + (i * A + q) * CT + tx, w[i][q]);
       });
     }
   }
 }
 
 // dst [rows, H, W] = Aᵀ·m·A for the tiles of tile rows [ty0, ty1), m[ξ] = M[ξ][c][t − ty0·tw]
-// (M: [16][rows][(ty1 − ty0)·tw]), plus bias[c].
+// (M: [A·A][rows][(ty1 − ty0)·tw]), plus bias[c].
+template <int TM>
 KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1,
                                  const float* bias, float* dst) {
-  const int64_t tw = (W + 1) / 2, T = (ty1 - ty0) * tw, RT = rows * T;
-  std::vector<float> buf(size_t(4 * T));
-  float* y[4] = {&buf[0], &buf[size_t(T)], &buf[size_t(2 * T)], &buf[size_t(3 * T)]};  // by row and column parity
+  constexpr int A = Tiles<TM>::A;
+  const int64_t tw = (W + TM - 1) / TM, T = (ty1 - ty0) * tw, RT = rows * T;
+  std::vector<float> buf(size_t(TM * TM * T));  // y[r·m + q][t]: output (m·ty + r, m·tx + q)
   for (int64_t c = 0; c < rows; c++) {
     const float b0 = bias ? bias[c] : 0.f;
     const float* m = M + c * T;
     over_tiles(T, [&](auto one, int64_t t) {
-      output_tile_values<decltype(one)>(m + t, RT, b0, y[0] + t, y[1] + t, y[2] + t, y[3] + t);
+      using X = decltype(one);
+      X mm[A][A], u[TM][A], y[TM][TM];
+      KW_UNROLL for (int i = 0; i < A; i++)
+        KW_UNROLL for (int q = 0; q < A; q++) mm[i][q] = load<X>(m + (i * A + q) * RT + t);
+      mul_left<false>(Tiles<TM>::At, mm, u);  // Aᵀ·m
+      mul_right<true>(u, Tiles<TM>::At, y);   // (Aᵀ·m)·A
+      KW_UNROLL for (int r = 0; r < TM; r++)
+        KW_UNROLL for (int q = 0; q < TM; q++) store<X>(&buf[size_t((r * TM + q) * T + t)], y[r][q] + b0);
     });
     for (int64_t ty = ty0; ty < ty1; ty++)
-      for (int r = 0; r < 2 && 2 * ty + r < H; r++) {
-        float* out = dst + (c * H + 2 * ty + r) * W;
-        const float *e = y[r * 2] + (ty - ty0) * tw, *o = y[r * 2 + 1] + (ty - ty0) * tw;
-        for (int64_t t = 0; t < W / 2; t++) {
-          out[2 * t] = e[t];
-          out[2 * t + 1] = o[t];
+      for (int r = 0; r < TM && TM * ty + r < H; r++) {
+        float* out = dst + (c * H + TM * ty + r) * W;
+        for (int q = 0; q < TM; q++) {
+          const float* y = &buf[size_t((r * TM + q) * T + (ty - ty0) * tw)];
+          for (int64_t t = 0; t < (W - q + TM - 1) / TM; t++) out[TM * t + q] = y[t];
         }
-        if (W % 2) out[W - 1] = e[tw - 1];
       }
   }
 }
 
-// The adjoint of output_tiles: D[ξ][c][t] = (A·e·Aᵀ)[ξ] for the 2×2 tile e of src [rows, H, W]
-// (zero past the image), A = [[1, 0], [1, 1], [1, −1], [0, −1]], for tile rows [ty0, ty1).
+// The adjoint of output_tiles: D[ξ][c][t] = (A·e·Aᵀ)[ξ] for the m×m tile e of src [rows, H, W]
+// (zero past the image), for tile rows [ty0, ty1).
+template <int TM>
 KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1,
                                          float* D) {
-  const int64_t th = ty1 - ty0, tw = (W + 1) / 2, T = th * tw, RT = rows * T;
-  // src split by row and column parity: p[r·2 + q][ty·tw + tx] = src[2(ty0 + ty) + r][2tx + q].
-  std::vector<float> buf(size_t(4 * T));
-  const float* p[4] = {&buf[0], &buf[size_t(T)], &buf[size_t(2 * T)], &buf[size_t(3 * T)]};
+  constexpr int A = Tiles<TM>::A;
+  const int64_t th = ty1 - ty0, tw = (W + TM - 1) / TM, T = th * tw, RT = rows * T;
+  // src split by row and column index modulo m: p[r·m + q][ty·tw + tx] = src[m(ty0 + ty) + r][m·tx + q].
+  std::vector<float> buf(size_t(TM * TM * T));
   for (int64_t c = 0; c < rows; c++) {
-    for (int64_t yr = 0; yr < 2 * th; yr++) {
-      float* pe = &buf[size_t((yr % 2) * 2 * T + (yr / 2) * tw)];
-      const int64_t y = 2 * ty0 + yr;
-      if (y >= H) {
-        std::fill(pe, pe + tw, 0.f);
-        std::fill(pe + T, pe + T + tw, 0.f);
-        continue;
+    for (int64_t ty = 0; ty < th; ty++)
+      for (int r = 0; r < TM; r++) {
+        const int64_t y = TM * (ty0 + ty) + r;
+        for (int q = 0; q < TM; q++) {
+          float* dst = &buf[size_t((r * TM + q) * T + ty * tw)];
+          if (y >= H) std::fill(dst, dst + tw, 0.f);
+          else every_nth(src + (c * H + y) * W, W, TM, q, tw, dst);
+        }
       }
-      every_other(src + (c * H + y) * W, W, 0, tw, pe);
-      every_other(src + (c * H + y) * W, W, 1, tw, pe + T);
-    }
+    float* d = D + c * T;
     over_tiles(T, [&](auto one, int64_t t) {
-      adjoint_tile_values<decltype(one)>(p[0] + t, p[1] + t, p[2] + t, p[3] + t, D + c * T + t, RT);
+      using X = decltype(one);
+      X e[TM][TM], u[A][TM], w[A][A];
+      KW_UNROLL for (int r = 0; r < TM; r++)
+        KW_UNROLL for (int q = 0; q < TM; q++) e[r][q] = load<X>(&buf[size_t((r * TM + q) * T + t)]);
+      mul_left<true>(Tiles<TM>::At, e, u);    // A·e
+      mul_right<false>(u, Tiles<TM>::At, w);  // (A·e)·Aᵀ
+      KW_UNROLL for (int i = 0; i < A; i++)
+        KW_UNROLL for (int q = 0; q < A; q++) store<X>(d + (i * A + q) * RT + t, w[i][q]);
     });
   }
 }
 
-// The 4×4 U = G·w·Gᵀ of sizeof(X)/4 consecutive 3×3 kernels w[s·stride] (s = r·3 + q), to
-// u[ξ·stride]. G's rows: g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2.
-template <typename X>
-inline __attribute__((always_inline)) void kernel_values(const float* w, float* u, int64_t stride) {
-  X t[4][3];  // G·w
-  for (int q = 0; q < 3; q++) {
-    const X w0 = load<X>(w + q * stride), w1 = load<X>(w + (3 + q) * stride), w2 = load<X>(w + (6 + q) * stride);
-    const X h = .5f * (w0 + w2);
-    t[0][q] = w0, t[1][q] = h + .5f * w1, t[2][q] = h - .5f * w1, t[3][q] = w2;
-  }
-  for (int x = 0; x < 4; x++) {  // (G·w)·Gᵀ
-    const X h = .5f * (t[x][0] + t[x][2]);
-    store<X>(u + (x * 4 + 0) * stride, t[x][0]);
-    store<X>(u + (x * 4 + 1) * stride, h + .5f * t[x][1]);
-    store<X>(u + (x * 4 + 2) * stride, h - .5f * t[x][1]);
-    store<X>(u + (x * 4 + 3) * stride, t[x][2]);
-  }
-}
-
-// The adjoint: dw = Gᵀ·du·G for sizeof(X)/4 consecutive 4×4 du[ξ·stride], to dw[s·stride].
-// Gᵀ's rows: (1, ½, ½, 0), (0, ½, −½, 0), (0, ½, ½, 1).
-template <typename X>
-inline __attribute__((always_inline)) void kernel_values_adjoint(const float* du, float* dw, int64_t stride) {
-  X t[3][4];  // Gᵀ·du
-  for (int y = 0; y < 4; y++) {
-    const X d0 = load<X>(du + y * stride), d1 = load<X>(du + (4 + y) * stride);
-    const X d2 = load<X>(du + (8 + y) * stride), d3 = load<X>(du + (12 + y) * stride);
-    const X h = .5f * (d1 + d2);
-    t[0][y] = d0 + h, t[1][y] = .5f * (d1 - d2), t[2][y] = h + d3;
-  }
-  for (int r = 0; r < 3; r++) {  // (Gᵀ·du)·G
-    const X h = .5f * (t[r][1] + t[r][2]);
-    store<X>(dw + (r * 3 + 0) * stride, t[r][0] + h);
-    store<X>(dw + (r * 3 + 1) * stride, .5f * (t[r][1] - t[r][2]));
-    store<X>(dw + (r * 3 + 2) * stride, h + t[r][3]);
-  }
-}
-
-// u [16][N] = G·w·Gᵀ for N kernels w [9][N] (each a column), and the adjoint dw [9][N] from du [16][N].
+// u [A·A][N] = G·w·Gᵀ for N 3×3 kernels w [9][N] (each a column), and the adjoint dw [9][N] =
+// Gᵀ·du·G from du [A·A][N].
+template <int TM>
 KW_SIMD_CLONES void kernel_tiles(const float* w, int64_t N, float* u) {
-  over_tiles(N, [&](auto one, int64_t e) { kernel_values<decltype(one)>(w + e, u + e, N); });
+  constexpr int A = Tiles<TM>::A;
+  over_tiles(N, [&](auto one, int64_t e) {
+    using X = decltype(one);
+    X k[3][3], h[A][3], o[A][A];
+    KW_UNROLL for (int r = 0; r < 3; r++)
+      KW_UNROLL for (int q = 0; q < 3; q++) k[r][q] = load<X>(w + (r * 3 + q) * N + e);
+    mul_left<false>(Tiles<TM>::G, k, h);
+    mul_right<true>(h, Tiles<TM>::G, o);
+    KW_UNROLL for (int i = 0; i < A; i++)
+      KW_UNROLL for (int q = 0; q < A; q++) store<X>(u + (i * A + q) * N + e, o[i][q]);
+  });
 }
+template <int TM>
 KW_SIMD_CLONES void kernel_tiles_adjoint(const float* du, int64_t N, float* dw) {
-  over_tiles(N, [&](auto one, int64_t e) { kernel_values_adjoint<decltype(one)>(du + e, dw + e, N); });
+  constexpr int A = Tiles<TM>::A;
+  over_tiles(N, [&](auto one, int64_t e) {
+    using X = decltype(one);
+    X k[A][A], h[3][A], o[3][3];
+    KW_UNROLL for (int i = 0; i < A; i++)
+      KW_UNROLL for (int q = 0; q < A; q++) k[i][q] = load<X>(du + (i * A + q) * N + e);
+    mul_left<true>(Tiles<TM>::G, k, h);
+    mul_right<false>(h, Tiles<TM>::G, o);
+    KW_UNROLL for (int r = 0; r < 3; r++)
+      KW_UNROLL for (int q = 0; q < 3; q++) store<X>(dw + (r * 3 + q) * N + e, o[r][q]);
+  });
 }
 
+template <int TM>
 struct Winograd {
+  static constexpr int64_t XI = Tiles<TM>::A * Tiles<TM>::A;  // values per tile: 16 or 36
   const KwAssemblyDims& a;
   const ConvGeometry& g;
   int64_t H, W, th, tw, T, n, cell, co, ci;
   Winograd(const KwAssemblyDims& ad, const ConvGeometry& geo) : a(ad), g(geo) {
-    H = g.out[1], W = g.out[2], th = (H + 1) / 2, tw = (W + 1) / 2, T = th * tw;
+    H = g.out[1], W = g.out[2], th = (H + TM - 1) / TM, tw = (W + TM - 1) / TM, T = th * tw;
     n = a.cells, cell = a.cell_size(), co = a.co, ci = a.ci;
   }
 
@@ -277,13 +280,13 @@ struct Winograd {
     for (int s = 0; s < 9; s++) std::memcpy(rows + s * n, ab + (flip ? 8 - s : s) * n, size_t(n) * sizeof(float));
   }
 
-  // Tile rows per chunk: about 64 tiles, so that a chunk's transformed input and output (16
+  // Tile rows per chunk: about 64 tiles, so that a chunk's transformed input and output (XI
   // values per tile and channel) stay in L2 between the transforms and the products.
   int64_t chunk_rows() const { return std::clamp<int64_t>(64 / tw, 1, th); }
 
-  // P [16][K][32] for one block of 32 output channels: the 9 tap panels [K, 32] = α_b[s]·(the
-  // block's regrouped cells, K runs of n × 32) into P9, then each ξ's panel by G·w·Gᵀ (9n + 16
-  // multiply-adds per element, against 16n for mixing β_b = Gk·α_b directly).
+  // P [XI][K][32] for one block of 32 output channels: the 9 tap panels [K, 32] = α_b[s]·(the
+  // block's regrouped cells, K runs of n × 32) into P9, then each ξ's panel by G·w·Gᵀ (9n plus a
+  // few adds per element, against XI·n for mixing the Winograd-domain rows Gk·α_b directly).
   void assemble(const float* rows, const float* block, int64_t K, float* P9, float* P) const {
     SmallKGemm p;
     p.M = 9, p.N = K * 32, p.K = n;
@@ -291,20 +294,20 @@ struct Winograd {
     p.B = block, p.ldb = 32, p.run_stride = n * 32;
     p.C = P9, p.ldc = K * 32;
     small_k_gemm(p);
-    kernel_tiles(P9, K * 32, P);
+    kernel_tiles<TM>(P9, K * 32, P);
   }
 
   // out [out_channels, H, W] per sample from in [K, H, W]: threads take (sample, chunk of tile
-  // rows) items; per item the chunk's input is transformed (V [16][K][nc]), and per block of 32
+  // rows) items; per item the chunk's input is transformed (V [XI][K][nc]), and per block of 32
   // output channels M_ξ = P_ξᵀ·V_ξ and the output transform. With several chunks a sample's
-  // panels (16·K·out_channels floats) are assembled once and kept; with one, per block.
+  // panels (XI·K·out_channels floats) are assembled once and kept; with one, per block.
   void run(const float* in, int64_t K, int64_t out_channels, const float* alpha, bool flip, const float* regrouped,
            const float* bias, float* out) const {
     const int64_t blocks = out_channels / 32, S = H * W, CR = chunk_rows(), chunks = (th + CR - 1) / CR;
     const bool keep = chunks > 1;
     parallel_for(g.batch * chunks, 1, [&](int64_t lo, int64_t hi) {
-      StoragePtr Vs = scratch(16 * K * CR * tw), Ms = scratch(16 * 32 * CR * tw);
-      StoragePtr Ps = scratch(16 * K * 32 * (keep ? blocks : 1)), P9s = scratch(9 * K * 32), rows_s = scratch(9 * n);
+      StoragePtr Vs = scratch(XI * K * CR * tw), Ms = scratch(XI * 32 * CR * tw);
+      StoragePtr Ps = scratch(XI * K * 32 * (keep ? blocks : 1)), P9s = scratch(9 * K * 32), rows_s = scratch(9 * n);
       float *V = Vs->as<float>(), *M = Ms->as<float>(), *P = Ps->as<float>(), *P9 = P9s->as<float>();
       float* rows = rows_s->as<float>();
       int64_t cur = -1;
@@ -313,16 +316,16 @@ struct Winograd {
         if (b != cur) {
           tap_rows(alpha, b, flip, rows);
           if (keep)
-            for (int64_t ob = 0; ob < blocks; ob++) assemble(rows, regrouped + ob * K * n * 32, K, P9, P + ob * 16 * K * 32);
+            for (int64_t ob = 0; ob < blocks; ob++) assemble(rows, regrouped + ob * K * n * 32, K, P9, P + ob * XI * K * 32);
           cur = b;
         }
-        input_tiles(in + b * K * S, K, H, W, ty0, ty1, V);
+        input_tiles<TM>(in + b * K * S, K, H, W, ty0, ty1, V);
         for (int64_t ob = 0; ob < blocks; ob++) {
-          const float* Pb = keep ? P + ob * 16 * K * 32 : P;
+          const float* Pb = keep ? P + ob * XI * K * 32 : P;
           if (!keep) assemble(rows, regrouped + ob * K * n * 32, K, P9, P);
-          for (int64_t xi = 0; xi < 16; xi++)
+          for (int64_t xi = 0; xi < XI; xi++)
             packed32_gemm(K, Pb + xi * K * 32, V + xi * K * nc, nc, nc, M + xi * 32 * nc, nc, false);
-          output_tiles(M, 32, H, W, ty0, ty1, bias ? bias + ob * 32 : nullptr, out + (b * out_channels + ob * 32) * S);
+          output_tiles<TM>(M, 32, H, W, ty0, ty1, bias ? bias + ob * 32 : nullptr, out + (b * out_channels + ob * 32) * S);
         }
       }
     });
@@ -349,7 +352,7 @@ struct Winograd {
     for (auto& p : partial) p = scratch(n * cell);
     parallel_for(parts, 1, [&](int64_t lo, int64_t hi) {
       const int64_t CR = chunk_rows();
-      StoragePtr Vs = scratch(16 * ci * CR * tw), Ds = scratch(16 * co * CR * tw), dUs = scratch(16 * cell);
+      StoragePtr Vs = scratch(XI * ci * CR * tw), Ds = scratch(XI * co * CR * tw), dUs = scratch(XI * cell);
       StoragePtr dWs = scratch(G * 9 * cell);
       float *V = Vs->as<float>(), *D = Ds->as<float>(), *dU = dUs->as<float>(), *dW = dWs->as<float>();
       for (int64_t part = lo; part < hi; part++) {
@@ -360,13 +363,13 @@ struct Winograd {
           for (int64_t bb = 0; bb < nb; bb++) {
             for (int64_t ty0 = 0; ty0 < th; ty0 += CR) {  // dU_b[ξ] [co, ci] = Σ_chunks D_ξ [co, nc] · V_ξᵀ
               const int64_t ty1 = std::min(th, ty0 + CR), nc = (ty1 - ty0) * tw;
-              input_tiles(x + (b0 + bb) * ci * S, ci, H, W, ty0, ty1, V);
-              output_tiles_adjoint(dy + (b0 + bb) * co * S, co, H, W, ty0, ty1, D);
-              for (int64_t xi = 0; xi < 16; xi++)
+              input_tiles<TM>(x + (b0 + bb) * ci * S, ci, H, W, ty0, ty1, V);
+              output_tiles_adjoint<TM>(dy + (b0 + bb) * co * S, co, H, W, ty0, ty1, D);
+              for (int64_t xi = 0; xi < XI; xi++)
                 gemm_kernels.gemm(false, true, co, ci, nc, 1.f, D + xi * co * nc, nc, V + xi * ci * nc, nc,
                                   ty0 == 0 ? 0.f : 1.f, dU + xi * cell, ci);
             }
-            kernel_tiles_adjoint(dU, cell, dW + bb * 9 * cell);  // the tap kernels' gradient dW_b = Gᵀ·dU_b·G
+            kernel_tiles_adjoint<TM>(dU, cell, dW + bb * 9 * cell);  // the tap kernels' gradient dW_b = Gᵀ·dU_b·G
           }
           if (dalpha)  // dα [nb·9, n] = dW · Eᵀ
             gemm_kernels.gemm(false, true, nb * 9, n, cell, 1.f, dW, cell, cells, cell, 0.f, dalpha + b0 * 9 * n, n);
@@ -403,36 +406,57 @@ bool winograd_applies(const KwAssemblyDims& a, const ConvGeometry& g) {
          a.ck == 1 && a.co % 32 == 0 && a.ci % 32 == 0 && g.in_channels == a.ci && g.out_channels == a.co;
 }
 
-// Where it applies, Auto takes Winograd when it does under 0.8 of the panels' multiply-adds per
-// sample and cell element: 9·n + 16·T (the kernel transform's adds counted as 32) against
-// 9·(n + L) for the forward and input gradient, 18·n + 16·T against 9·(2n + L) for the
-// warehouse gradients. Measured on KW-ResNet-18's layers (B 16, 2 cores), the transforms and
-// short products cost more than the count says at few tiles: at 7×7 (T = 16, ratio 0.78) it was
-// 1.3× slower than panels, so it needs 32 tiles; and the warehouse gradients need each sample's
-// 16 dU cells within 1 MB (at 256 channels, 4 MB: 46 vs 43 ms for panels, ratio 0.64). Times
-// against panels (chunked at 56×56): forward 0.59 at 64 channels and 56×56, 0.63 at 128 and
-// 28×28, 0.79 at 256 and 14×14; warehouse gradients 0.62 and 0.68 at the first two.
-bool winograd_pays_off(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse) {
-  if (!winograd_applies(a, g)) return false;
-  const double n = double(a.cells), L = double(g.out_spatial());
-  const double T = double(((g.out[1] + 1) / 2) * ((g.out[2] + 1) / 2)), k = warehouse ? 2.0 : 1.0;
-  const double ratio = (9.0 * k * n + 16.0 * T + 32.0) / (9.0 * (k * n + L));
-  return ratio < 0.8 && T >= 32 && (!warehouse || 16 * a.cell_size() <= (int64_t(1) << 18));
+// Multiply-adds per sample and cell element of F(m×m, 3×3): 9·n for the tap panels, (m + 2)²·T
+// for the products over T tiles (plus 32 for the kernel transform's adds); the warehouse
+// gradients mix 9·2n. The panels do 9·(n + L), and 9·(2n + L).
+double winograd_cost(const KwAssemblyDims& a, const ConvGeometry& g, int tm, bool warehouse) {
+  const double T = double(((g.out[1] + tm - 1) / tm) * ((g.out[2] + tm - 1) / tm));
+  return 9.0 * (warehouse ? 2.0 : 1.0) * double(a.cells) + double((tm + 2) * (tm + 2)) * T + 32.0;
 }
 
-void winograd_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,
+// The tile size m (2 or 4) a Winograd convolution runs with, 0 for none. Requested: the one with
+// fewer multiply-adds. Auto: that, where it does under 0.8 of the panels' count, with at least
+// 32 tiles, and for the warehouse gradients each sample's (m + 2)² dU cells within 1 MB.
+// Measured on KW-ResNet-18's layers (B 16, 2 cores) with m = 2, the transforms and short
+// products cost more than the count says at few tiles: at 7×7 (T = 16, ratio 0.78) it was 1.3×
+// slower than panels; and with 4 MB of dU per sample (256 channels) the warehouse gradients took
+// 46 ms against the panels' 43 (ratio 0.64). KW_WINOGRAD_TILE=2 or 4 fixes a requested tile (a
+// testing knob: test/kw_conv_winograd.test.ts runs the kwConv tests with each).
+int winograd_tile(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse, bool requested) {
+  if (!winograd_applies(a, g)) return 0;
+  static const int forced = [] {
+    const char* v = std::getenv("KW_WINOGRAD_TILE");
+    return v && (std::string(v) == "2" || std::string(v) == "4") ? std::atoi(v) : 0;
+  }();
+  if (requested && forced) return forced;
+  const double L = double(g.out_spatial()), n = double(a.cells);
+  int best = 0;
+  double best_cost = requested ? 1e300 : 0.8 * 9.0 * ((warehouse ? 2.0 : 1.0) * n + L);
+  for (const int tm : {2, 4}) {
+    const int64_t T = ((g.out[1] + tm - 1) / tm) * ((g.out[2] + tm - 1) / tm);
+    if (!requested && (T < 32 || (warehouse && (tm + 2) * (tm + 2) * a.cell_size() > (int64_t(1) << 18)))) continue;
+    const double cost = winograd_cost(a, g, tm, warehouse);
+    if (cost < best_cost) best = tm, best_cost = cost;
+  }
+  return best;
+}
+
+void winograd_forward(const KwAssemblyDims& a, const ConvGeometry& g, int tile, const float* x, const float* alpha,
                       const float* cells, const float* bias, float* y) {
-  Winograd(a, g).forward(x, alpha, cells, bias, y);
+  if (tile == 4) return Winograd<4>(a, g).forward(x, alpha, cells, bias, y);
+  Winograd<2>(a, g).forward(x, alpha, cells, bias, y);
 }
 
-void winograd_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
-                             const float* cells, float* dx) {
-  Winograd(a, g).backward_input(dy, alpha, cells, dx);
+void winograd_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, int tile, const float* dy,
+                             const float* alpha, const float* cells, float* dx) {
+  if (tile == 4) return Winograd<4>(a, g).backward_input(dy, alpha, cells, dx);
+  Winograd<2>(a, g).backward_input(dy, alpha, cells, dx);
 }
 
-void winograd_backward_warehouse(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* x,
-                                 const float* alpha, const float* cells, float* dalpha, float* dcells) {
-  Winograd(a, g).backward_warehouse(dy, x, alpha, cells, dalpha, dcells);
+void winograd_backward_warehouse(const KwAssemblyDims& a, const ConvGeometry& g, int tile, const float* dy,
+                                 const float* x, const float* alpha, const float* cells, float* dalpha, float* dcells) {
+  if (tile == 4) return Winograd<4>(a, g).backward_warehouse(dy, x, alpha, cells, dalpha, dcells);
+  Winograd<2>(a, g).backward_warehouse(dy, x, alpha, cells, dalpha, dcells);
 }
 
 }  // namespace kw::cpu::kwk

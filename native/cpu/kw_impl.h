@@ -28,17 +28,17 @@ void fused_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* 
                    const float* cells, const float* bias, float* y);
 void fused_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
                           const float* cells, float* dx);
-// The Winograd F(2×2, 3×3) strategy (cpu/kw_conv_winograd.cpp) for 3×3 stride-1 'same' layers
-// with one cell per tap; whether Auto takes it for the forward and input gradient, or (warehouse)
-// for the weight-gradient pass.
+// The Winograd strategy (cpu/kw_conv_winograd.cpp) for 3×3 stride-1 'same' layers with one cell
+// per tap: F(m×m, 3×3) with the tile m that winograd_tile gives (0: Auto should not take it; for
+// the warehouse gradients, the weight-gradient pass).
 bool winograd_applies(const KwAssemblyDims& a, const ConvGeometry& g);
-bool winograd_pays_off(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse);
-void winograd_forward(const KwAssemblyDims& a, const ConvGeometry& g, const float* x, const float* alpha,
+int winograd_tile(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse, bool requested);
+void winograd_forward(const KwAssemblyDims& a, const ConvGeometry& g, int tile, const float* x, const float* alpha,
                       const float* cells, const float* bias, float* y);
-void winograd_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* alpha,
-                             const float* cells, float* dx);
-void winograd_backward_warehouse(const KwAssemblyDims& a, const ConvGeometry& g, const float* dy, const float* x,
-                                 const float* alpha, const float* cells, float* dalpha, float* dcells);
+void winograd_backward_input(const KwAssemblyDims& a, const ConvGeometry& g, int tile, const float* dy,
+                             const float* alpha, const float* cells, float* dx);
+void winograd_backward_warehouse(const KwAssemblyDims& a, const ConvGeometry& g, int tile, const float* dy,
+                                 const float* x, const float* alpha, const float* cells, float* dalpha, float* dcells);
 
 // The cells regrouped in strips of 32 output channels (by_o) or 32 cell columns (cpu/kw_conv_fused.cpp).
 StoragePtr regroup_cells(const KwAssemblyDims& a, const float* cells, bool by_o);
