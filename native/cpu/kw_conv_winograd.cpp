@@ -152,7 +152,7 @@ KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t 
       }
     for (int64_t ty = 0; ty < th; ty++) {
       float* const v = V + c * T + ty * tw;  // + ξ·CT
-      over_tiles(tw, [&](auto one, int64_t tx) {
+      over_tiles(tw, [&](auto one, int64_t tx) __attribute__((always_inline)) {
         using X = decltype(one);
         X d[A][A], u[A][A], w[A][A];
         KW_UNROLL for (int i = 0; i < A; i++)
@@ -178,7 +178,7 @@ KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_
   for (int64_t c = 0; c < rows; c++) {
     const float b0 = bias ? bias[c] : 0.f;
     const float* m = M + c * T;
-    over_tiles(T, [&](auto one, int64_t t) {
+    over_tiles(T, [&](auto one, int64_t t) __attribute__((always_inline)) {
       using X = decltype(one);
       X mm[A][A], u[TM][A], y[TM][TM];
       KW_UNROLL for (int i = 0; i < A; i++)
@@ -219,7 +219,7 @@ KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t
         }
       }
     float* d = D + c * T;
-    over_tiles(T, [&](auto one, int64_t t) {
+    over_tiles(T, [&](auto one, int64_t t) __attribute__((always_inline)) {
       using X = decltype(one);
       X e[TM][TM], u[A][TM], w[A][A];
       KW_UNROLL for (int r = 0; r < TM; r++)
@@ -237,7 +237,7 @@ KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t
 template <int TM>
 KW_SIMD_CLONES void kernel_tiles(const float* w, int64_t N, float* u) {
   constexpr int A = Tiles<TM>::A;
-  over_tiles(N, [&](auto one, int64_t e) {
+  over_tiles(N, [&](auto one, int64_t e) __attribute__((always_inline)) {
     using X = decltype(one);
     X k[3][3], h[A][3], o[A][A];
     KW_UNROLL for (int r = 0; r < 3; r++)
@@ -251,7 +251,7 @@ KW_SIMD_CLONES void kernel_tiles(const float* w, int64_t N, float* u) {
 template <int TM>
 KW_SIMD_CLONES void kernel_tiles_adjoint(const float* du, int64_t N, float* dw) {
   constexpr int A = Tiles<TM>::A;
-  over_tiles(N, [&](auto one, int64_t e) {
+  over_tiles(N, [&](auto one, int64_t e) __attribute__((always_inline)) {
     using X = decltype(one);
     X k[A][A], h[3][A], o[3][3];
     KW_UNROLL for (int i = 0; i < A; i++)
