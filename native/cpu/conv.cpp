@@ -133,8 +133,8 @@ void im2col_shifted(const ConvGeometry& g, const float* x, int64_t c0, int64_t c
 }
 
 KW_SIMD_CLONES
-void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* col,
-            int64_t ld) {
+KW_SIMD_CLONES void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
+                           float* col, int64_t ld) {
   if (shifted_planes(g)) return im2col_shifted(g, x, c0, c1, r0, r1, col, ld);
   const int64_t K = g.kernel_size(), S = g.in_spatial();
   const int64_t OW = g.out[2], IW = g.in[2], sw = g.stride[2];
@@ -160,7 +160,10 @@ void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64
               return;
             }
             for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
-            for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw + off];
+            if (sw == 2)  // a constant stride vectorises (the stem and downsampling convs)
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * 2 + off];
+            else
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw + off];
             for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.f;
           });
         }
@@ -217,6 +220,7 @@ void col2im(const ConvGeometry& g, float* col, int64_t ld, int64_t c0, int64_t c
             const float* src = row + r * OW;
             float* dst = xc + (id * g.in[1] + ih) * IW;
             if (sw == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow + off] += src[ow];
+            else if (sw == 2) for (int64_t ow = lo; ow < hi; ow++) dst[ow * 2 + off] += src[ow];
             else for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw + off] += src[ow];
           });
         }

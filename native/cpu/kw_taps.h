@@ -141,6 +141,7 @@ struct Taps {
         const float* src = xc + xrow + off;
         std::fill(dst, dst + lo, 0.f);
         if (sw == 1) std::copy(src + lo, src + hi, dst + lo);
+        else if (sw == 2) for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * 2];  // a constant stride vectorises
         else for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw];
         std::fill(dst + hi, dst + OW, 0.f);
       });
@@ -184,6 +185,7 @@ struct Taps {
         const float* src = col + at;
         float* dst = dc + xrow + off;
         if (sw == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+        else if (sw == 2) for (int64_t ow = lo; ow < hi; ow++) dst[ow * 2] += src[ow];
         else for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw] += src[ow];
       });
     }
