@@ -29,6 +29,8 @@
 #include "cpu/simd_gemm.h"
 #include "cpu/tables.h"
 
+#pragma GCC diagnostic ignored "-Wpsabi"  // vectors never cross a non-inlined call
+
 namespace kw::cpu::kwk {
 namespace {
 
@@ -275,6 +277,42 @@ struct FusedPanels {
 
 }  // namespace
 
+// dst[r·ld + w] = src[w·cc + r] for w < 32, r < cc (a multiple of 8), in 8×8 tiles transposed
+// in registers: unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves. The AVX2
+// clone is picked at load time.
+namespace {
+typedef float f8 __attribute__((vector_size(32)));
+typedef int i8 __attribute__((vector_size(32)));
+__attribute__((target_clones("avx2", "default"))) void transpose_32_rows(const float* src, int64_t cc, float* dst,
+                                                                         int64_t ld) {
+  auto load = [](const float* p) __attribute__((always_inline)) {
+    f8 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  for (int64_t w0 = 0; w0 < 32; w0 += 8)
+    for (int64_t r0 = 0; r0 < cc; r0 += 8) {
+      f8 r[8], t[8], u[8];
+      for (int i = 0; i < 8; i++) r[i] = load(src + (w0 + i) * cc + r0);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shuffle(r[i], r[i + 1], i8{0, 8, 1, 9, 4, 12, 5, 13});
+        t[i + 1] = __builtin_shuffle(r[i], r[i + 1], i8{2, 10, 3, 11, 6, 14, 7, 15});
+      }
+      for (int i = 0; i < 8; i += 4)
+        for (int k = 0; k < 2; k++) {
+          u[i + 2 * k] = __builtin_shuffle(t[i + k], t[i + k + 2], i8{0, 1, 8, 9, 4, 5, 12, 13});
+          u[i + 2 * k + 1] = __builtin_shuffle(t[i + k], t[i + k + 2], i8{2, 3, 10, 11, 6, 7, 14, 15});
+        }
+      for (int c = 0; c < 4; c++) {  // u[c]: columns c and c + 4 of rows 0..3; u[c + 4]: of rows 4..7
+        const f8 lo = __builtin_shuffle(u[c], u[c + 4], i8{0, 1, 2, 3, 8, 9, 10, 11});
+        const f8 hi = __builtin_shuffle(u[c], u[c + 4], i8{4, 5, 6, 7, 12, 13, 14, 15});
+        std::memcpy(dst + (r0 + c) * ld + w0, &lo, sizeof lo);
+        std::memcpy(dst + (r0 + c + 4) * ld + w0, &hi, sizeof hi);
+      }
+    }
+}
+}  // namespace
+
 // The cells regrouped so that a small_k_gemm strip (n rows × 32 floats) is contiguous:
 // by_o[ob][kk][j][w] = E[j][ob·32 + w][kk] (32 output channels a run) for the forward,
 // by_k[kb][o][j][w] = E[j][o][kb·32 + w] (32 cell columns a run) for the input gradient.
@@ -282,14 +320,25 @@ StoragePtr regroup_cells(const KwAssemblyDims& a, const float* cells, bool by_o)
   const int64_t n = a.cells, cell = a.cell_size(), cc = a.ci * a.ck, co = a.co;
   StoragePtr out = scratch(n * cell);
   float* dst = out->as<float>();
-  const int64_t blocks = by_o ? co / 32 : cc / 32, rows = by_o ? cc : co;
-  parallel_for(blocks * rows, 8, [&](int64_t lo, int64_t hi) {
-    for (int64_t br = lo; br < hi; br++) {
-      const int64_t blk = br / rows, r = br % rows;
-      float* d = dst + br * n * 32;
-      for (int64_t j = 0; j < n; j++)
-        for (int64_t w = 0; w < 32; w++)
-          d[j * 32 + w] = by_o ? cells[j * cell + (blk * 32 + w) * cc + r] : cells[j * cell + r * cc + blk * 32 + w];
+  if (!by_o) {  // runs of 32 contiguous floats
+    parallel_for(cc / 32 * co, 8, [&](int64_t lo, int64_t hi) {
+      for (int64_t br = lo; br < hi; br++) {
+        const int64_t kb = br / co, o = br % co;
+        for (int64_t j = 0; j < n; j++) {  // a loop, not memcpy: 32 floats are less than a call's cost
+          const float* src = cells + j * cell + o * cc + kb * 32;
+          float* d = dst + (br * n + j) * 32;
+          for (int w = 0; w < 32; w++) d[w] = src[w];
+        }
+      }
+    });
+    return out;
+  }
+  // A transpose of each cell's 32-row blocks [32, cc] → [cc, 32] in 8×8 register tiles (a
+  // float at a time, one cache line per float read, it took 4% of a KW-ResNet-18 step at 224 px).
+  parallel_for(co / 32 * n, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t bj = lo; bj < hi; bj++) {
+      const int64_t ob = bj / n, j = bj % n;
+      transpose_32_rows(cells + j * cell + ob * 32 * cc, cc, dst + (ob * cc * n + j) * 32, n * 32);
     }
   });
   return out;
