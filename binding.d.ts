@@ -203,10 +203,10 @@ export interface Binding {
       kernelSize: number[], stride: number[], padding: number[], dilation: number[], groups: number,
       strategy: number, samplesPerChunk: number, needDx: boolean, needDalpha: boolean, needDcells: boolean,
       needDbias: boolean): [Storage | null, Storage | null, Storage | null, Storage | null];
-  /** The strategy the kernels run for these arguments: 1 chunked, 2 input mix, 3 panels, 4 winograd. */
   /** Seconds of the panels strategy's forward assembly GEMMs on random data (benchmark hook; cellIn = ci·ck). */
   kwPanelAssemblySeconds(cells: number, cellOut: number, cellIn: number, groupsSpatial: number,
     groupsOutChannel: number, groupsInChannel: number, samples: number): number;
+  /** The strategy the kernels run for these arguments: 1 chunked, 2 input mix, 3 panels, 4 Winograd with 2×2 output tiles, 5 Winograd with 4×4. */
   kwConvStrategy(xShape: number[], dims: number[], kernelSize: number[], stride: number[], padding: number[],
       dilation: number[], groups: number, strategy: number): number;
 

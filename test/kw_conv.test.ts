@@ -179,6 +179,19 @@ t.test('the cost model: input mix for 1×1 outputs of a 3×3 layer, chunked for 
   t.equal(kwConvStrategy(l1.x, l1.a, l1.e, g2(9, 1, 1, [3, 3]), { padding: 1, stride: 2 }), 'panels', 'stride 2: panels, not winograd');
   t.equal(kwConvStrategy(l1.x, l1.a, l1.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'winograd', dilation: 2 }), 'chunked',
     'a winograd request with dilation 2 runs chunked');
+  // The tile: 4×4 outputs where that does fewer multiply-adds over at least 32 tiles (56×56 and
+  // 28×28), 2×2 where 4×4 tiles would be too few (16×16: 16 tiles); the raw code says which.
+  const rawCode = (x: Tensor, a: Tensor, e: Tensor) =>
+    native.kwConvStrategy([...x.shape], [x.shape[0], 9, e.shape[0], 9, 1, 1, e.shape[1], e.shape[2], 1], [3, 3], [1, 1],
+      [1, 1], [1, 1], 1, 0);
+  t.equal(rawCode(l1.x, l1.a, l1.e), 5, '56×56: 4×4 tiles');
+  t.equal(rawCode(randomTensor([1, 64, 28, 28], 1), l1.a, l1.e), 5, '28×28: 4×4 tiles');
+  t.equal(rawCode(randomTensor([1, 64, 16, 16], 1), l1.a, l1.e), 4, '16×16: 2×2 tiles');
+  if (process.env.KW_WINOGRAD_TILE === '2' || process.env.KW_WINOGRAD_TILE === '4') {
+    // test/kw_conv_winograd.test.ts reruns this file with the tile of every Winograd request fixed.
+    const code = native.kwConvStrategy([1, 32, 1, 3], [1, 9, 3, 9, 1, 1, 32, 32, 1], [3, 3], [1, 1], [1, 1], [1, 1], 1, 4);
+    t.equal(code, process.env.KW_WINOGRAD_TILE === '4' ? 5 : 4, `KW_WINOGRAD_TILE=${process.env.KW_WINOGRAD_TILE} fixes a request's tile`);
+  }
   const l4 = { x: randomTensor([1, 512, 7, 7], 1), a: randomTensor([9, 27], 2), e: randomTensor([27, 512, 512, 1, 1], 3) };
   t.equal(kwConvStrategy(l4.x, l4.a, l4.e, g2(9, 1, 1, [3, 3]), { padding: 1 }), 'panels', 'auto: panels for 512 channels at 7×7');
   t.equal(kwConvStrategy(l4.x, l4.a, l4.e, g2(9, 1, 1, [3, 3]), { padding: 1, strategy: 'winograd' }), 'winograd');

@@ -3,7 +3,8 @@
 //   node bench/peer/profile_ours.js kw_resnet18 16 224 1000 1 1
 // Wraps every binding function with a timer; convolutions are split by kernel/groups, KW
 // convolutions by input shape, assembly dims (m, n, gs, goc, gic, co, ci, ck) and the strategy
-// the cost model picked (1 chunked, 2 input mix, 3 panels). byShape keeps the input sizes apart.
+// the cost model picked (1 chunked, 2 input mix, 3 panels, 4/5 Winograd with 2×2/4×4 tiles). byShape
+// keeps the input sizes apart.
 const path = require('path');
 const { native } = require(path.join(__dirname, '../../dist/lib/native'));
 const stats = new Map();

@@ -141,5 +141,5 @@ export function kwConvStrategy(x: Tensor, alpha: Tensor, cells: Tensor, geometry
   opts: KWConvOptions = {}): Exclude<KWConvStrategy, 'auto'> {
   const p = prepare('kwConvStrategy', x, alpha, cells, null, geometry, opts);
   const code = native.kwConvStrategy(p.xShape, p.dims, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.strategy);
-  return code === 2 ? 'inputMix' : code === 3 ? 'panels' : code === 4 ? 'winograd' : 'chunked';
+  return code === 2 ? 'inputMix' : code === 3 ? 'panels' : code >= 4 ? 'winograd' : 'chunked';
 }

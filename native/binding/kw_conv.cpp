@@ -156,10 +156,13 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// kwConvStrategy(xShape, dims, kernelSize, stride, padding, dilation, groups, strategy) → 1 (chunked), 2 (input mix) or 3 (panels)
+// kwConvStrategy(xShape, dims, kernelSize, stride, padding, dilation, groups, strategy) → 1 (chunked),
+// 2 (input mix), 3 (panels), 4 (Winograd with 2×2 output tiles) or 5 (Winograd, 4×4 tiles)
 Napi::Value Strategy(const Napi::CallbackInfo& info) {
   KwConvArgs r = read_args(info, 0, false);
-  return Napi::Number::New(info.Env(), double(int(kw_conv_strategy(r.a, r.g, r.strategy))));
+  const KwConvStrategy s = kw_conv_strategy(r.a, r.g, r.strategy);
+  const int code = s == KwConvStrategy::Winograd && kw_conv_winograd_tile(r.a, r.g, r.strategy) == 4 ? 5 : int(s);
+  return Napi::Number::New(info.Env(), double(code));
 }
 
 // kwPanelAssemblySeconds(cells, cellOut, cellIn, groupsSpatial, groupsOutChannel, groupsInChannel, samples)

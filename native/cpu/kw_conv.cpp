@@ -64,6 +64,11 @@ KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, 
   return mix < 1.5 * chunked ? KwConvStrategy::InputMix : KwConvStrategy::Chunked;
 }
 
+int kw_conv_winograd_tile(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested) {
+  if (kw_conv_strategy(a, g, requested) != KwConvStrategy::Winograd) return 0;
+  return cpu::kwk::winograd_tile(a, g, false, requested == KwConvStrategy::Winograd);
+}
+
 namespace cpu::kwk {
 namespace {
 

@@ -104,6 +104,9 @@ enum class KwConvStrategy : int { Auto = 0, Chunked = 1, InputMix = 2, Panels = 
 
 // The strategy Auto resolves to (or the requested one when it is applicable).
 KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested);
+// The tile size m of F(m×m, 3×3) the Winograd strategy runs the forward with (2 or 4; 0 when the
+// strategy is not Winograd).
+int kw_conv_winograd_tile(const KwAssemblyDims& a, const ConvGeometry& g, KwConvStrategy requested);
 
 struct KwKernels {
   // α [B·m, n] and the workspace (KwAttentionWorkspace(d).total floats) from x [B, C, S].
