@@ -1,8 +1,9 @@
 // CPU kernels of the fused KernelWarehouse convolution y_b = conv(x_b, W_b) + bias with
 // W_b = α_b·E in upstream's kernel layout (see core/kernels/kw.h), forward and backward side by
 // side. The batch of per-sample kernels (B × out·in·k·k floats, gigabytes for KW-ResNet) is
-// never materialised, and nothing but x, α and E is kept for the backward. The third strategy,
-// Panels, lives in cpu/kw_conv_fused.cpp; kw_conv_strategy below picks among the three.
+// never materialised, and nothing but x, α and E is kept for the backward. Panels live in
+// cpu/kw_conv_fused.cpp and Winograd in cpu/kw_conv_winograd.cpp; kw_conv_strategy below picks
+// among the four.
 //
 // Chunked: threads take chunks of a few samples; a chunk's kernels are assembled into
 //   per-thread scratch (about half the L3) and convolved there, then discarded. With groups = 1
@@ -51,6 +52,9 @@ KwConvStrategy kw_conv_strategy(const KwAssemblyDims& a, const ConvGeometry& g, 
   if (requested == KwConvStrategy::Winograd && cpu::kwk::winograd_applies(a, g)) return requested;
   if (requested != KwConvStrategy::Auto) return KwConvStrategy::Chunked;
   if (!mix_ok) return KwConvStrategy::Chunked;
+  // Winograd where it applies and does well under the panels' multiply-adds (see winograd_tile);
+  // measured against panels (chunked at 56×56) on KW-ResNet-18 (B 16, 224 px) it took 0.55 of the
+  // time at 56×56, 0.6 at 28×28 and 0.8 at 14×14 (forward), 0.55 to 0.65 for the gradients.
   if (cpu::kwk::winograd_tile(a, g, false, false)) return KwConvStrategy::Winograd;
   const double L = double(g.out_spatial()), n = double(a.cells), m = double(a.mixtures);
   const double cc = double(a.ci * a.ck), co = double(a.co), goc = double(a.goc), cell = double(a.cell_size());

@@ -1,21 +1,22 @@
-// The Winograd KernelWarehouse convolution: F(2×2, 3×3) for 3×3, stride-1, 'same' layers whose
-// cells are one tap each (9 slots, goc = gic = 1, ck = 1: KW-ResNet's 3×3 layers), forward and
-// backward side by side.
+// The Winograd KernelWarehouse convolution: F(m×m, 3×3), m = 2 or 4, for 3×3, stride-1, 'same'
+// layers whose cells are one tap each (9 slots, goc = gic = 1, ck = 1: KW-ResNet's 3×3 layers),
+// forward and backward side by side.
 //
-// Winograd (Lavin & Gray, 2016): with V = Bᵀ·d·B the 4×4 input tile transformed and U = G·w·Gᵀ the
-// 3×3 kernel transformed, a 2×2 output tile is Aᵀ·(U ⊙ V)·A, summed over input channels: 16
-// multiply-adds per channel pair and tile instead of 36. U is linear in the kernel, so with the
-// sample's tap kernels W_b[s] = Σ_j α_b[s, j]·E_j
-//   U_b[ξ] = Σ_s Gk[ξ, s]·W_b[s] = Σ_j β_b[ξ, j]·E_j,   β_b = Gk·α_b   (Gk = G ⊗ G, 16 × 9)
-// is itself a mixture of the cells: the panels assembly (cpu/kw_conv_fused.cpp) runs unchanged with
-// the 16 rows of β_b in place of the 9 of α_b, writing each ξ's [ci, 32] panel, and the product is
-// 16 GEMMs over T ≈ L/4 tiles. Per sample 16·cell·(n + T) multiply-adds against panels'
-// 9·cell·(n + L): a gain where positions outnumber cells (early stages), a loss where they do not.
+// Winograd (Lavin & Gray, 2016): with V = Bᵀ·d·B an (m + 2)² input tile transformed and
+// U = G·w·Gᵀ the 3×3 kernel transformed, an m×m output tile is Aᵀ·(U ⊙ V)·A summed over input
+// channels: (m + 2)² multiply-adds per channel pair and tile instead of 9·m² (16 for 36 at m = 2,
+// 36 for 144 at m = 4). U is linear in the kernel, so the sample's Winograd-domain kernel is
+//   U_b[ξ] = Σ_s Gk[ξ, s]·W_b[s],   W_b[s] = Σ_j α_b[s, j]·E_j   (Gk = G ⊗ G)
+// assembled as the panels strategy does (cpu/kw_conv_fused.cpp): the 9 tap panels [ci, 32] of a
+// block of 32 output channels straight from α_b and the regrouped cells, then G·w·Gᵀ over them,
+// and the product is (m + 2)² GEMMs over the T ≈ L/m² tiles. Per sample and cell element
+// 9n + (m + 2)²·T multiply-adds against the panels' 9·(n + L): a gain where positions outnumber
+// cells (early stages), a loss where they do not (see winograd_tile).
 //
-// Input gradient: the same with the kernel transposed and its taps flipped (rows Gk·α_b[8 − s],
-// cells regrouped by 32 input channels), dY transformed as the input.
-// Warehouse gradients: dU_b[ξ] = Σ_t (A·dY_t·Aᵀ)[ξ] · V_t[ξ]ᵀ (16 GEMMs over the tiles), then
-//   dβ_b = dU_b·Eᵀ, dα_b = Gkᵀ·dβ_b and dE = Σ_b β_bᵀ·dU_b.
+// Input gradient: the same with the kernel transposed and its taps flipped (tap 8 − s, cells
+// regrouped by 32 input channels), dY transformed as the input.
+// Warehouse gradients: dU_b[ξ] = Σ_t (A·dY_t·Aᵀ)[ξ]·V_t[ξ]ᵀ ((m + 2)² GEMMs over the tiles), the
+// tap kernels' gradient dW_b = Gᵀ·dU_b·G, then dα_b = dW_b·Eᵀ and dE = Σ_b α_bᵀ·dW_b.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
