@@ -122,28 +122,35 @@ inline __attribute__((always_inline)) void over_tiles(int64_t n, F&& fn) {
 }
 
 // Splits a row by index modulo m: part q (at dst + q·part_stride) gets row[m·k + q − shift] for
-// k < len, zero outside [0, W). The row goes through a zero-padded line first, so the split
-// itself is one branch-free loop (a transpose of [len, m] that vectorises).
+// k < len, zero outside [0, W). The k whose m entries are all inside run as one branch-free
+// loop (a transpose of [k, m] that vectorises), the few at the edges one entry at a time.
 template <int TM>
 inline __attribute__((always_inline)) void split_row(const float* row, int64_t W, int64_t shift, int64_t len,
-                                                     float* line, float* __restrict dst, int64_t part_stride) {
-  const int64_t n = TM * len, lo = std::min(shift, n), hi = std::clamp<int64_t>(shift + W, lo, n);
-  std::fill(line, line + lo, 0.f);
-  std::memcpy(line + lo, row, size_t(hi - lo) * sizeof(float));
-  std::fill(line + hi, line + n, 0.f);
-  const float* __restrict ln = line;
-  for (int64_t k = 0; k < len; k++)
-    KW_UNROLL for (int q = 0; q < TM; q++) dst[q * part_stride + k] = ln[TM * k + q];
+                                                     float* __restrict dst, int64_t part_stride) {
+  const int64_t k_lo = std::min<int64_t>(len, (shift + TM - 1) / TM);
+  const int64_t k_hi = std::clamp<int64_t>(W + shift >= TM ? (W + shift - TM) / TM + 1 : 0, k_lo, len);
+  auto edge = [&](int64_t k) {
+    for (int q = 0; q < TM; q++) {
+      const int64_t i = TM * k + q - shift;
+      dst[q * part_stride + k] = i >= 0 && i < W ? row[i] : 0.f;
+    }
+  };
+  for (int64_t k = 0; k < k_lo; k++) edge(k);
+  const float* __restrict src = row - shift;
+  for (int64_t k = k_lo; k < k_hi; k++)
+    KW_UNROLL for (int q = 0; q < TM; q++) dst[q * part_stride + k] = src[TM * k + q];
+  for (int64_t k = k_hi; k < len; k++) edge(k);
 }
 
 // The inverse for one output row: out[m·k + q] = part q [k] (at src + q·part_stride) for
 // m·k + q < W.
 template <int TM>
 inline __attribute__((always_inline)) void join_row(const float* __restrict src, int64_t part_stride, int64_t len,
-                                                    float* __restrict line, float* out, int64_t W) {
-  for (int64_t k = 0; k < len; k++)
-    KW_UNROLL for (int q = 0; q < TM; q++) line[TM * k + q] = src[q * part_stride + k];
-  std::memcpy(out, line, size_t(W) * sizeof(float));
+                                                    float* __restrict out, int64_t W) {
+  const int64_t full = std::min(len, W / TM);
+  for (int64_t k = 0; k < full; k++)
+    KW_UNROLL for (int q = 0; q < TM; q++) out[TM * k + q] = src[q * part_stride + k];
+  for (int64_t i = full * TM; i < W; i++) out[i] = src[(i % TM) * part_stride + i / TM];
 }
 
 // V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the A×A tile d of channel c at rows m·ty − 1.., columns m·tx − 1..
@@ -156,8 +163,7 @@ KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t 
   // and column index modulo m, th + 1 rows of K1: part[pr·m + pc][r·K1 + k] = xp[m(ty0 + r) + pr][m·k + pc].
   // Tile (ty, tx)'s d[i][q] is part[(i % m)·m + q % m][(ty + i / m)·K1 + tx + q / m].
   const int64_t PS = (th + 1) * K1;
-  std::vector<float> buf(size_t(TM * TM * PS + TM * K1));
-  float* line = &buf[size_t(TM * TM * PS)];
+  std::vector<float> buf(size_t(TM * TM * PS));
   for (int64_t c = 0; c < C; c++) {
     for (int64_t r = 0; r <= th; r++)
       for (int pr = 0; pr < TM; pr++) {
@@ -166,7 +172,7 @@ KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t 
         if (y < 0 || y >= H)
           for (int pc = 0; pc < TM; pc++) std::fill(dst + pc * PS, dst + pc * PS + K1, 0.f);
         else
-          split_row<TM>(src + (c * H + y) * W, W, 1, K1, line, dst, PS);
+          split_row<TM>(src + (c * H + y) * W, W, 1, K1, dst, PS);
       }
     for (int64_t ty = 0; ty < th; ty++) {
       float* const v = V + c * T + ty * tw;  // + ξ·CT
@@ -192,8 +198,7 @@ KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_
                                  const float* bias, float* dst) {
   constexpr int A = Tiles<TM>::A;
   const int64_t tw = (W + TM - 1) / TM, T = (ty1 - ty0) * tw, RT = rows * T;
-  std::vector<float> buf(size_t(TM * TM * T + TM * tw));  // y[r·m + q][t]: output (m·ty + r, m·tx + q)
-  float* line = &buf[size_t(TM * TM * T)];
+  std::vector<float> buf(size_t(TM * TM * T));  // y[r·m + q][t]: output (m·ty + r, m·tx + q)
   for (int64_t c = 0; c < rows; c++) {
     const float b0 = bias ? bias[c] : 0.f;
     const float* m = M + c * T;
@@ -209,7 +214,7 @@ KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_
     });
     for (int64_t ty = ty0; ty < ty1; ty++)
       for (int r = 0; r < TM && TM * ty + r < H; r++)
-        join_row<TM>(&buf[size_t(r * TM * T + (ty - ty0) * tw)], T, tw, line, dst + (c * H + TM * ty + r) * W, W);
+        join_row<TM>(&buf[size_t(r * TM * T + (ty - ty0) * tw)], T, tw, dst + (c * H + TM * ty + r) * W, W);
   }
 }
 
@@ -221,8 +226,7 @@ KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t
   constexpr int A = Tiles<TM>::A;
   const int64_t th = ty1 - ty0, tw = (W + TM - 1) / TM, T = th * tw, RT = rows * T;
   // src split by row and column index modulo m: p[r·m + q][ty·tw + tx] = src[m(ty0 + ty) + r][m·tx + q].
-  std::vector<float> buf(size_t(TM * TM * T + TM * tw));
-  float* line = &buf[size_t(TM * TM * T)];
+  std::vector<float> buf(size_t(TM * TM * T));
   for (int64_t c = 0; c < rows; c++) {
     for (int64_t ty = 0; ty < th; ty++)
       for (int r = 0; r < TM; r++) {
@@ -231,7 +235,7 @@ KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t
         if (y >= H)
           for (int q = 0; q < TM; q++) std::fill(dst + q * T, dst + q * T + tw, 0.f);
         else
-          split_row<TM>(src + (c * H + y) * W, W, 0, tw, line, dst, T);
+          split_row<TM>(src + (c * H + y) * W, W, 0, tw, dst, T);
       }
     float* d = D + c * T;
     over_tiles(T, [&](auto one, int64_t t) __attribute__((always_inline)) {
