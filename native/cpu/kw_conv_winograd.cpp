@@ -435,11 +435,12 @@ double winograd_cost(const KwAssemblyDims& a, const ConvGeometry& g, int tm, boo
 
 // The tile size m (2 or 4) a Winograd convolution runs with, 0 for none. Requested: the one with
 // fewer multiply-adds. Auto: that, where it does under 0.8 of the panels' count, with at least
-// 32 tiles, and for the warehouse gradients each sample's (m + 2)² dU cells within 1 MB.
+// 32 tiles, and for the warehouse gradients each sample's (m + 2)² dU cells within 3 MB.
 // Measured on KW-ResNet-18's layers (B 16, 2 cores) with m = 2, the transforms and short
 // products cost more than the count says at few tiles: at 7×7 (T = 16, ratio 0.78) it was 1.3×
 // slower than panels; and with 4 MB of dU per sample (256 channels) the warehouse gradients took
-// 46 ms against the panels' 43 (ratio 0.64). KW_WINOGRAD_TILE=2 or 4 fixes a requested tile (a
+// 45 ms against the panels' 36 (ratio 0.64), while 2.4 MB (128 channels, m = 4) still won over
+// m = 2: 16.3 against 18.2 ms. KW_WINOGRAD_TILE=2 or 4 fixes a requested tile (a
 // testing knob: test/kw_conv_winograd.test.ts runs the kwConv tests with each).
 int winograd_tile(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse, bool requested) {
   if (!winograd_applies(a, g)) return 0;
@@ -453,7 +454,7 @@ int winograd_tile(const KwAssemblyDims& a, const ConvGeometry& g, bool warehouse
   double best_cost = requested ? 1e300 : 0.8 * 9.0 * ((warehouse ? 2.0 : 1.0) * n + L);
   for (const int tm : {2, 4}) {
     const int64_t T = ((g.out[1] + tm - 1) / tm) * ((g.out[2] + tm - 1) / tm);
-    if (!requested && (T < 32 || (warehouse && (tm + 2) * (tm + 2) * a.cell_size() > (int64_t(1) << 18)))) continue;
+    if (!requested && (T < 32 || (warehouse && (tm + 2) * (tm + 2) * a.cell_size() > (int64_t(3) << 18)))) continue;
     const double cost = winograd_cost(a, g, tm, warehouse);
     if (cost < best_cost) best = tm, best_cost = cost;
   }
