@@ -278,11 +278,10 @@ struct FusedPanels {
 }  // namespace
 
 // dst[r·ld + w] = src[w·cc + r] for w < 32, r < cc (a multiple of 8), in 8×8 tiles transposed
-// in registers: unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves. The AVX2
-// clone is picked at load time.
+// in registers: unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves
+// (__builtin_shufflevector: GCC 12 and clang alike). The AVX2 clone is picked at load time.
 namespace {
 typedef float f8 __attribute__((vector_size(32)));
-typedef int i8 __attribute__((vector_size(32)));
 __attribute__((target_clones("avx2", "default"))) void transpose_32_rows(const float* src, int64_t cc, float* dst,
                                                                          int64_t ld) {
   auto load = [](const float* p) __attribute__((always_inline)) {
@@ -295,17 +294,17 @@ __attribute__((target_clones("avx2", "default"))) void transpose_32_rows(const f
       f8 r[8], t[8], u[8];
       for (int i = 0; i < 8; i++) r[i] = load(src + (w0 + i) * cc + r0);
       for (int i = 0; i < 8; i += 2) {
-        t[i] = __builtin_shuffle(r[i], r[i + 1], i8{0, 8, 1, 9, 4, 12, 5, 13});
-        t[i + 1] = __builtin_shuffle(r[i], r[i + 1], i8{2, 10, 3, 11, 6, 14, 7, 15});
+        t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
       }
       for (int i = 0; i < 8; i += 4)
         for (int k = 0; k < 2; k++) {
-          u[i + 2 * k] = __builtin_shuffle(t[i + k], t[i + k + 2], i8{0, 1, 8, 9, 4, 5, 12, 13});
-          u[i + 2 * k + 1] = __builtin_shuffle(t[i + k], t[i + k + 2], i8{2, 3, 10, 11, 6, 7, 14, 15});
+          u[i + 2 * k] = __builtin_shufflevector(t[i + k], t[i + k + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+          u[i + 2 * k + 1] = __builtin_shufflevector(t[i + k], t[i + k + 2], 2, 3, 10, 11, 6, 7, 14, 15);
         }
       for (int c = 0; c < 4; c++) {  // u[c]: columns c and c + 4 of rows 0..3; u[c + 4]: of rows 4..7
-        const f8 lo = __builtin_shuffle(u[c], u[c + 4], i8{0, 1, 2, 3, 8, 9, 10, 11});
-        const f8 hi = __builtin_shuffle(u[c], u[c + 4], i8{4, 5, 6, 7, 12, 13, 14, 15});
+        const f8 lo = __builtin_shufflevector(u[c], u[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        const f8 hi = __builtin_shufflevector(u[c], u[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
         std::memcpy(dst + (r0 + c) * ld + w0, &lo, sizeof lo);
         std::memcpy(dst + (r0 + c + 4) * ld + w0, &hi, sizeof hi);
       }
