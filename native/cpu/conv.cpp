@@ -133,8 +133,8 @@ void im2col_shifted(const ConvGeometry& g, const float* x, int64_t c0, int64_t c
 }
 
 KW_SIMD_CLONES
-KW_SIMD_CLONES void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
-                           float* col, int64_t ld) {
+void im2col(const ConvGeometry& g, const float* x, int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* col,
+            int64_t ld) {
   if (shifted_planes(g)) return im2col_shifted(g, x, c0, c1, r0, r1, col, ld);
   const int64_t K = g.kernel_size(), S = g.in_spatial();
   const int64_t OW = g.out[2], IW = g.in[2], sw = g.stride[2];
