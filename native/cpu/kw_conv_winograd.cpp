@@ -58,13 +58,15 @@ struct Tiles<4> {
 
 // The transforms first split the image (or dY) by row and column index modulo m, so that a
 // tile's inputs sit at the same offset in each part, then compute sizeof(X)/4 tiles at once in a
-// unit-stride loop over the tiles (X = 8-float vectors). The matrices are compile-time constants
-// in fully unrolled products, so their zeros and ±1s cost nothing. The AVX2 clone is picked at
-// load time, as in cpu/conv.cpp.
-#define KW_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+// unit-stride loop over the tiles. The matrices are compile-time constants in fully unrolled
+// products, so their zeros and ±1s cost nothing. Each transform exists as an AVX2 function on
+// 8-float vectors and a baseline one on 4-float vectors (KW_VECTOR_VERSIONS below), picked as
+// the KW GEMM kernels are (simd_gemm_isa, which KW_SIMD lowers): target_clones cannot be used,
+// as clang (the prebuild's compiler) rejects 256-bit vectors in the baseline clone.
 #define KW_UNROLL _Pragma("GCC unroll 36")
 
 typedef float f8 __attribute__((vector_size(32)));
+typedef float f4 __attribute__((vector_size(16)));
 template <typename X>
 inline __attribute__((always_inline)) X load(const float* p) {
   X x;
@@ -109,16 +111,17 @@ inline __attribute__((always_inline)) void mul_right(const X (&in)[R][K], const 
     }
 }
 
-// fn(X{}, i) over n tiles in vectors of 8 (X = f8), the last one overlapping the one before (the
-// callers' stores are idempotent); one tile at a time (X = float) when n < 8.
-template <typename F>
+// fn(Vec{}, i) over n tiles in vectors of w = sizeof(Vec)/4, the last one overlapping the one
+// before (the callers' stores are idempotent); one tile at a time (fn(0.f, i)) when n < w.
+template <typename Vec, typename F>
 inline __attribute__((always_inline)) void over_tiles(int64_t n, F&& fn) {
-  if (n < 8) {
+  constexpr int64_t w = int64_t(sizeof(Vec) / sizeof(float));
+  if (n < w) {
     for (int64_t i = 0; i < n; i++) fn(0.f, i);
     return;
   }
-  for (int64_t i = 0; i + 8 < n; i += 8) fn(f8{}, i);
-  fn(f8{}, n - 8);
+  for (int64_t i = 0; i + w < n; i += w) fn(Vec{}, i);
+  fn(Vec{}, n - w);
 }
 
 // Splits a row by index modulo m: part q (at dst + q·part_stride) gets row[m·k + q − shift] for
@@ -155,8 +158,8 @@ inline __attribute__((always_inline)) void join_row(const float* __restrict src,
 
 // V[ξ][c][t] = (Bᵀ·d·B)[ξ] for the A×A tile d of channel c at rows m·ty − 1.., columns m·tx − 1..
 // (zero outside the image), from src [C, H, W], for tile rows [ty0, ty1): t = (ty − ty0)·tw + tx.
-template <int TM>
-KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t W, int64_t ty0, int64_t ty1, float* V) {
+template <int TM, typename Vec>
+inline __attribute__((always_inline)) void input_tiles_impl(const float* src, int64_t C, int64_t H, int64_t W, int64_t ty0, int64_t ty1, float* V) {
   constexpr int A = Tiles<TM>::A;
   const int64_t th = ty1 - ty0, tw = (W + TM - 1) / TM, T = th * tw, K1 = tw + 1, CT = C * T;
   // The padded rows xp[y][x] = src[y − 1][x − 1] (zero outside) of the chunk in m·m parts by row
@@ -176,7 +179,7 @@ KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t 
       }
     for (int64_t ty = 0; ty < th; ty++) {
       float* const v = V + c * T + ty * tw;  // + ξ·CT
-      over_tiles(tw, [&](auto one, int64_t tx) __attribute__((always_inline)) {
+      over_tiles<Vec>(tw, [&](auto one, int64_t tx) __attribute__((always_inline)) {
         using X = decltype(one);
         X d[A][A], u[A][A], w[A][A];
         KW_UNROLL for (int i = 0; i < A; i++)
@@ -193,8 +196,8 @@ KW_SIMD_CLONES void input_tiles(const float* src, int64_t C, int64_t H, int64_t 
 
 // dst [rows, H, W] = Aᵀ·m·A for the tiles of tile rows [ty0, ty1), m[ξ] = M[ξ][c][t − ty0·tw]
 // (M: [A·A][rows][(ty1 − ty0)·tw]), plus bias[c].
-template <int TM>
-KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1,
+template <int TM, typename Vec>
+inline __attribute__((always_inline)) void output_tiles_impl(const float* M, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1,
                                  const float* bias, float* dst) {
   constexpr int A = Tiles<TM>::A;
   const int64_t tw = (W + TM - 1) / TM, T = (ty1 - ty0) * tw, RT = rows * T;
@@ -202,7 +205,7 @@ KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_
   for (int64_t c = 0; c < rows; c++) {
     const float b0 = bias ? bias[c] : 0.f;
     const float* m = M + c * T;
-    over_tiles(T, [&](auto one, int64_t t) __attribute__((always_inline)) {
+    over_tiles<Vec>(T, [&](auto one, int64_t t) __attribute__((always_inline)) {
       using X = decltype(one);
       X mm[A][A], u[TM][A], y[TM][TM];
       KW_UNROLL for (int i = 0; i < A; i++)
@@ -220,8 +223,8 @@ KW_SIMD_CLONES void output_tiles(const float* M, int64_t rows, int64_t H, int64_
 
 // The adjoint of output_tiles: D[ξ][c][t] = (A·e·Aᵀ)[ξ] for the m×m tile e of src [rows, H, W]
 // (zero past the image), for tile rows [ty0, ty1).
-template <int TM>
-KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1,
+template <int TM, typename Vec>
+inline __attribute__((always_inline)) void output_tiles_adjoint_impl(const float* src, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1,
                                          float* D) {
   constexpr int A = Tiles<TM>::A;
   const int64_t th = ty1 - ty0, tw = (W + TM - 1) / TM, T = th * tw, RT = rows * T;
@@ -238,7 +241,7 @@ KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t
           split_row<TM>(src + (c * H + y) * W, W, 0, tw, dst, T);
       }
     float* d = D + c * T;
-    over_tiles(T, [&](auto one, int64_t t) __attribute__((always_inline)) {
+    over_tiles<Vec>(T, [&](auto one, int64_t t) __attribute__((always_inline)) {
       using X = decltype(one);
       X e[TM][TM], u[A][TM], w[A][A];
       KW_UNROLL for (int r = 0; r < TM; r++)
@@ -253,10 +256,10 @@ KW_SIMD_CLONES void output_tiles_adjoint(const float* src, int64_t rows, int64_t
 
 // u [A·A][N] = G·w·Gᵀ for N 3×3 kernels w [9][N] (each a column), and the adjoint dw [9][N] =
 // Gᵀ·du·G from du [A·A][N].
-template <int TM>
-KW_SIMD_CLONES void kernel_tiles(const float* w, int64_t N, float* u) {
+template <int TM, typename Vec>
+inline __attribute__((always_inline)) void kernel_tiles_impl(const float* w, int64_t N, float* u) {
   constexpr int A = Tiles<TM>::A;
-  over_tiles(N, [&](auto one, int64_t e) __attribute__((always_inline)) {
+  over_tiles<Vec>(N, [&](auto one, int64_t e) __attribute__((always_inline)) {
     using X = decltype(one);
     X k[3][3], h[A][3], o[A][A];
     KW_UNROLL for (int r = 0; r < 3; r++)
@@ -267,10 +270,10 @@ KW_SIMD_CLONES void kernel_tiles(const float* w, int64_t N, float* u) {
       KW_UNROLL for (int q = 0; q < A; q++) store<X>(u + (i * A + q) * N + e, o[i][q]);
   });
 }
-template <int TM>
-KW_SIMD_CLONES void kernel_tiles_adjoint(const float* du, int64_t N, float* dw) {
+template <int TM, typename Vec>
+inline __attribute__((always_inline)) void kernel_tiles_adjoint_impl(const float* du, int64_t N, float* dw) {
   constexpr int A = Tiles<TM>::A;
-  over_tiles(N, [&](auto one, int64_t e) __attribute__((always_inline)) {
+  over_tiles<Vec>(N, [&](auto one, int64_t e) __attribute__((always_inline)) {
     using X = decltype(one);
     X k[A][A], h[3][A], o[3][3];
     KW_UNROLL for (int i = 0; i < A; i++)
@@ -281,6 +284,34 @@ KW_SIMD_CLONES void kernel_tiles_adjoint(const float* du, int64_t N, float* dw) 
       KW_UNROLL for (int q = 0; q < 3; q++) store<X>(dw + (r * 3 + q) * N + e, o[r][q]);
   });
 }
+
+// The AVX2 and baseline versions of each transform (see the comment on the transforms above).
+inline bool vectors_of_8() {
+  static const bool v = std::strcmp(simd_gemm_isa(), "baseline") != 0;
+  return v;
+}
+#define KW_VECTOR_VERSIONS(name, params, args)                                          \
+  template <int TM>                                                                     \
+  __attribute__((target("avx2"))) void name##_avx2 params { name##_impl<TM, f8> args; } \
+  template <int TM>                                                                     \
+  void name##_base params { name##_impl<TM, f4> args; }                                 \
+  template <int TM>                                                                     \
+  void name params {                                                                    \
+    if (vectors_of_8()) name##_avx2<TM> args;                                           \
+    else name##_base<TM> args;                                                          \
+  }
+KW_VECTOR_VERSIONS(input_tiles, (const float* src, int64_t C, int64_t H, int64_t W, int64_t ty0, int64_t ty1, float* V),
+                   (src, C, H, W, ty0, ty1, V))
+KW_VECTOR_VERSIONS(output_tiles,
+                   (const float* M, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1, const float* bias,
+                    float* dst),
+                   (M, rows, H, W, ty0, ty1, bias, dst))
+KW_VECTOR_VERSIONS(output_tiles_adjoint,
+                   (const float* src, int64_t rows, int64_t H, int64_t W, int64_t ty0, int64_t ty1, float* D),
+                   (src, rows, H, W, ty0, ty1, D))
+KW_VECTOR_VERSIONS(kernel_tiles, (const float* w, int64_t N, float* u), (w, N, u))
+KW_VECTOR_VERSIONS(kernel_tiles_adjoint, (const float* du, int64_t N, float* dw), (du, N, dw))
+#undef KW_VECTOR_VERSIONS
 
 template <int TM>
 struct Winograd {
