@@ -277,22 +277,18 @@ struct FusedPanels {
 
 }  // namespace
 
+namespace {
 // dst[r·ld + w] = src[w·cc + r] for w < 32, r < cc (a multiple of 8), in 8×8 tiles transposed
 // in registers: unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves
-// (__builtin_shufflevector: GCC 12 and clang alike). The AVX2 clone is picked at load time.
-namespace {
+// (__builtin_shufflevector: GCC 12 and clang alike). An AVX2 function and a scalar one, picked as
+// the KW GEMM kernels are (simd_gemm_isa): target_clones with 256-bit vectors does not build
+// under clang.
 typedef float f8 __attribute__((vector_size(32)));
-__attribute__((target_clones("avx2", "default"))) void transpose_32_rows(const float* src, int64_t cc, float* dst,
-                                                                         int64_t ld) {
-  auto load = [](const float* p) __attribute__((always_inline)) {
-    f8 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  };
+__attribute__((target("avx2"))) void transpose_32_rows_avx2(const float* src, int64_t cc, float* dst, int64_t ld) {
   for (int64_t w0 = 0; w0 < 32; w0 += 8)
     for (int64_t r0 = 0; r0 < cc; r0 += 8) {
       f8 r[8], t[8], u[8];
-      for (int i = 0; i < 8; i++) r[i] = load(src + (w0 + i) * cc + r0);
+      for (int i = 0; i < 8; i++) std::memcpy(&r[i], src + (w0 + i) * cc + r0, sizeof(f8));
       for (int i = 0; i < 8; i += 2) {
         t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
         t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -309,6 +305,13 @@ __attribute__((target_clones("avx2", "default"))) void transpose_32_rows(const f
         std::memcpy(dst + (r0 + c + 4) * ld + w0, &hi, sizeof hi);
       }
     }
+}
+void transpose_32_rows(const float* src, int64_t cc, float* dst, int64_t ld) {
+  static const bool avx2 = std::strcmp(simd_gemm_isa(), "baseline") != 0;
+  if (avx2) return transpose_32_rows_avx2(src, cc, dst, ld);
+  for (int64_t r0 = 0; r0 < cc; r0 += 8)
+    for (int64_t w = 0; w < 32; w++)
+      for (int64_t rr = 0; rr < 8; rr++) dst[(r0 + rr) * ld + w] = src[w * cc + r0 + rr];
 }
 }  // namespace
 
