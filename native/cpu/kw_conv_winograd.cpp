@@ -167,6 +167,7 @@ inline __attribute__((always_inline)) void input_tiles_impl(const float* src, in
   // Tile (ty, tx)'s d[i][q] is part[(i % m)·m + q % m][(ty + i / m)·K1 + tx + q / m].
   const int64_t PS = (th + 1) * K1;
   std::vector<float> buf(size_t(TM * TM * PS));
+  alignas(64) float tmp[Tiles<TM>::A * Tiles<TM>::A * 8];
   for (int64_t c = 0; c < C; c++) {
     for (int64_t r = 0; r <= th; r++)
       for (int pr = 0; pr < TM; pr++) {
@@ -180,15 +181,24 @@ inline __attribute__((always_inline)) void input_tiles_impl(const float* src, in
     for (int64_t ty = 0; ty < th; ty++) {
       float* const v = V + c * T + ty * tw;  // + ξ·CT
       over_tiles<Vec>(tw, [&](auto one, int64_t tx) __attribute__((always_inline)) {
+        // Two passes through an L1 scratch (rows: d·B, then columns: Bᵀ·(d·B)), so that only a
+        // row or column of values is live at a time: all A² at once spilled registers.
         using X = decltype(one);
-        X d[A][A], u[A][A], w[A][A];
-        KW_UNROLL for (int i = 0; i < A; i++)
+        constexpr int w = int(sizeof(X) / sizeof(float));
+        float* const t = &tmp[0];  // [A][A][w]
+        KW_UNROLL for (int i = 0; i < A; i++) {
+          X d[1][A], r[1][A];
           KW_UNROLL for (int q = 0; q < A; q++)
-            d[i][q] = load<X>(&buf[size_t(((i % TM) * TM + q % TM) * PS + (ty + i / TM) * K1 + tx + q / TM)]);
-        mul_left<false>(Tiles<TM>::Bt, d, u);   // Bᵀ·d
-        mul_right<true>(u, Tiles<TM>::Bt, w);   // (Bᵀ·d)·B
-        KW_UNROLL for (int i = 0; i < A; i++)
-          KW_UNROLL for (int q = 0; q < A; q++) store<X>(v + (i * A + q) * CT + tx, w[i][q]);
+            d[0][q] = load<X>(&buf[size_t(((i % TM) * TM + q % TM) * PS + (ty + i / TM) * K1 + tx + q / TM)]);
+          mul_right<true>(d, Tiles<TM>::Bt, r);  // row i of d·B
+          KW_UNROLL for (int q = 0; q < A; q++) store<X>(t + (i * A + q) * w, r[0][q]);
+        }
+        KW_UNROLL for (int q = 0; q < A; q++) {
+          X col[A][1], o[A][1];
+          KW_UNROLL for (int i = 0; i < A; i++) col[i][0] = load<X>(t + (i * A + q) * w);
+          mul_left<false>(Tiles<TM>::Bt, col, o);  // column q of Bᵀ·(d·B)
+          KW_UNROLL for (int i = 0; i < A; i++) store<X>(v + (i * A + q) * CT + tx, o[i][0]);
+        }
       });
     }
   }
