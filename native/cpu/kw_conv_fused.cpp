@@ -281,7 +281,7 @@ namespace {
 // dst[r·ld + w] = src[w·cc + r] for w < 32, r < cc (a multiple of 8), in 8×8 tiles transposed
 // in registers: unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves
 // (__builtin_shufflevector: GCC 12 and clang alike). An AVX2 function and a scalar one, picked as
-// the KW GEMM kernels are (simd_gemm_isa): target_clones with 256-bit vectors does not build
+// the KW GEMM kernels are (simd_avx2): target_clones with 256-bit vectors does not build
 // under clang.
 typedef float f8 __attribute__((vector_size(32)));
 __attribute__((target("avx2"))) void transpose_32_rows_avx2(const float* src, int64_t cc, float* dst, int64_t ld) {
@@ -307,8 +307,7 @@ __attribute__((target("avx2"))) void transpose_32_rows_avx2(const float* src, in
     }
 }
 void transpose_32_rows(const float* src, int64_t cc, float* dst, int64_t ld) {
-  static const bool avx2 = std::strcmp(simd_gemm_isa(), "baseline") != 0;
-  if (avx2) return transpose_32_rows_avx2(src, cc, dst, ld);
+  if (simd_avx2()) return transpose_32_rows_avx2(src, cc, dst, ld);
   for (int64_t r0 = 0; r0 < cc; r0 += 8)
     for (int64_t w = 0; w < 32; w++)
       for (int64_t rr = 0; rr < 8; rr++) dst[(r0 + rr) * ld + w] = src[w * cc + r0 + rr];

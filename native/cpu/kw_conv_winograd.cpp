@@ -61,7 +61,7 @@ struct Tiles<4> {
 // unit-stride loop over the tiles. The matrices are compile-time constants in fully unrolled
 // products, so their zeros and ±1s cost nothing. Each transform exists as an AVX2 function on
 // 8-float vectors and a baseline one on 4-float vectors (KW_VECTOR_VERSIONS below), picked as
-// the KW GEMM kernels are (simd_gemm_isa, which KW_SIMD lowers): target_clones cannot be used,
+// the KW GEMM kernels are (simd_avx2, which KW_SIMD lowers): target_clones cannot be used,
 // as clang (the prebuild's compiler) rejects 256-bit vectors in the baseline clone.
 #define KW_UNROLL _Pragma("GCC unroll 36")
 
@@ -296,10 +296,6 @@ inline __attribute__((always_inline)) void kernel_tiles_adjoint_impl(const float
 }
 
 // The AVX2 and baseline versions of each transform (see the comment on the transforms above).
-inline bool vectors_of_8() {
-  static const bool v = std::strcmp(simd_gemm_isa(), "baseline") != 0;
-  return v;
-}
 #define KW_VECTOR_VERSIONS(name, params, args)                                          \
   template <int TM>                                                                     \
   __attribute__((target("avx2"))) void name##_avx2 params { name##_impl<TM, f8> args; } \
@@ -307,7 +303,7 @@ inline bool vectors_of_8() {
   void name##_base params { name##_impl<TM, f4> args; }                                 \
   template <int TM>                                                                     \
   void name params {                                                                    \
-    if (vectors_of_8()) name##_avx2<TM> args;                                           \
+    if (simd_avx2()) name##_avx2<TM> args;                                              \
     else name##_base<TM> args;                                                          \
   }
 KW_VECTOR_VERSIONS(input_tiles, (const float* src, int64_t C, int64_t H, int64_t W, int64_t ty0, int64_t ty1, float* V),

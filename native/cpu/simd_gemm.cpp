@@ -196,6 +196,8 @@ void packed32_gemm(int64_t K, const float* P, const float* S, int64_t lds, int64
   }
 }
 
+bool simd_avx2() { return isa != Isa::Base; }
+
 const char* simd_gemm_isa() {
   return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "baseline";
 }

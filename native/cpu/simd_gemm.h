@@ -38,5 +38,8 @@ void packed32_gemm(int64_t K, const float* P, const float* S, int64_t lds, int64
 
 // Which instruction set the kernels run with: "avx512", "avx2" or "baseline".
 const char* simd_gemm_isa();
+// True unless they run the baseline: other kernels with an AVX2 version (the Winograd
+// transforms, the cell regroup) follow the same choice, KW_SIMD included.
+bool simd_avx2();
 
 }  // namespace kw::cpu
